@@ -1,0 +1,62 @@
+package cove
+
+import "errors"
+
+// Category sentinels. Each has one stable code (see Code); the codes are
+// listed once, in docs/errors.md.
+var (
+	// ErrInvalid: a manifest, module, dataset or request is malformed.
+	ErrInvalid = errors.New("invalid")
+	// ErrNotFound: a named dataset, grant, job or release does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a registration collides with an existing one.
+	ErrExists = errors.New("already exists")
+	// ErrOutOfScope: a job asks for a dataset, column or purpose its grant does not cover.
+	ErrOutOfScope = errors.New("out of scope")
+	// ErrBudgetExceeded: the privacy budget left cannot pay for the job.
+	ErrBudgetExceeded = errors.New("budget exceeded")
+	// ErrGrantInactive: the grant is expired, not yet valid, or revoked.
+	ErrGrantInactive = errors.New("grant inactive")
+	// ErrGuest: the guest module trapped, exited, ran out of memory or broke the ABI.
+	ErrGuest = errors.New("guest failed")
+	// ErrDeadline: the job ran past its deadline and was stopped.
+	ErrDeadline = errors.New("deadline exceeded")
+	// ErrLimit: an input exceeded a configured size or count limit.
+	ErrLimit = errors.New("limit exceeded")
+	// ErrLedger: the ledger could not be written or does not verify; the action did not happen.
+	ErrLedger = errors.New("ledger failure")
+	// ErrPrivacy: the privacy mechanism refused the release (bad parameters, library error).
+	ErrPrivacy = errors.New("privacy mechanism refused")
+)
+
+// codes pairs each sentinel with the stable code a client sees.
+var codes = []struct {
+	err  error
+	code string
+}{
+	{ErrInvalid, "invalid"},
+	{ErrNotFound, "not_found"},
+	{ErrExists, "exists"},
+	{ErrOutOfScope, "out_of_scope"},
+	{ErrBudgetExceeded, "budget_exceeded"},
+	{ErrGrantInactive, "grant_inactive"},
+	{ErrGuest, "guest_failed"},
+	{ErrDeadline, "deadline_exceeded"},
+	{ErrLimit, "limit_exceeded"},
+	{ErrLedger, "ledger_failure"},
+	{ErrPrivacy, "privacy_refused"},
+}
+
+// Code returns the stable client code of err's category, or "internal" for an
+// error that wraps none of the sentinels.
+func Code(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return "internal"
+}
