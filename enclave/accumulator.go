@@ -1,0 +1,318 @@
+package enclave
+
+import (
+	crand "crypto/rand"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/covedata/cove"
+)
+
+// slot is one kept partition of one unit: the reservoir of its contributions.
+type slot struct {
+	prio uint64    // bottom-L0 sampling priority of (unit, part)
+	part int       // index into Spec.Partitions
+	seen uint64    // contributions offered to this (unit, part), kept or not
+	vals []float64 // reservoir of ≤ L∞ clamped values; unused for count
+}
+
+// unitState holds one live unit's ≤ L0 slots.
+type unitState struct {
+	slots []slot
+}
+
+// Accumulator bounds contributions per privacy unit and feeds them to one DP
+// aggregator per public partition. Not safe for concurrent use.
+//
+// Memory is O(live units × L0 × L∞): a unit's state is freed when a Seal
+// covers it. Seal and Release cost O(log live units) per unit folded.
+type Accumulator struct {
+	spec   Spec
+	aggs   []partAgg
+	linf   uint64
+	l0     int
+	clamp  bool // sum and mean keep clamped values; count keeps none
+	rng    *rand.Rand
+	k0, k1 uint64 // secret key of the partition-priority hash
+
+	units    map[uint64]*unitState
+	order    unitHeap // ids of live units, smallest first
+	free     []*unitState
+	sealed   uint64 // units < sealed are folded and may not be added again
+	released bool
+	err      error // first folding failure, reported by Add and Release
+}
+
+// NewAccumulator validates s and returns an empty accumulator for it.
+func NewAccumulator(s Spec) (*Accumulator, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	s.Partitions = append([]string(nil), s.Partitions...) // the caller may reuse its slice
+	aggs := make([]partAgg, len(s.Partitions))
+	for i := range aggs {
+		a, err := newPartAgg(s)
+		if err != nil {
+			return nil, err
+		}
+		aggs[i] = a
+	}
+	var seed [32]byte
+	crand.Read(seed[:]) // never fails (Go ≥ 1.24); see package doc on why ChaCha8 is fine here
+	rng := rand.New(rand.NewChaCha8(seed))
+	return &Accumulator{
+		spec:  s,
+		aggs:  aggs,
+		linf:  uint64(s.MaxContributions),
+		l0:    s.MaxPartitions,
+		clamp: s.Aggregate != Count,
+		rng:   rng,
+		k0:    rng.Uint64(),
+		k1:    rng.Uint64(),
+		units: make(map[uint64]*unitState),
+	}, nil
+}
+
+// Add records one contribution of privacy unit `unit` to partition index
+// `partition` (into Spec.Partitions). For sum and mean, value is clamped to
+// [Lower, Upper] and a NaN value is dropped; for count it is ignored.
+//
+// Errors wrap cove.ErrInvalid (partition out of range, unit below the sealed
+// mark, accumulator released) or cove.ErrPrivacy (an earlier fold failed).
+// They never quote the contribution.
+func (a *Accumulator) Add(unit uint64, partition int, value float64) error {
+	if a.released {
+		return fmt.Errorf("%w: enclave: Add after Release", cove.ErrInvalid)
+	}
+	if a.err != nil {
+		return a.err
+	}
+	if partition < 0 || partition >= len(a.aggs) {
+		return fmt.Errorf("%w: enclave: partition index out of range [0, %d)", cove.ErrInvalid, len(a.aggs))
+	}
+	if unit < a.sealed {
+		return fmt.Errorf("%w: enclave: unit is below the sealed mark", cove.ErrInvalid)
+	}
+	if a.clamp {
+		if math.IsNaN(value) {
+			return nil
+		}
+		value = min(max(value, a.spec.Lower), a.spec.Upper)
+	}
+
+	u := a.units[unit]
+	if u == nil {
+		u = a.newUnit()
+		a.units[unit] = u
+		a.order.push(unit)
+	}
+	var s *slot
+	for i := range u.slots {
+		if u.slots[i].part == partition {
+			s = &u.slots[i]
+			break
+		}
+	}
+	if s == nil {
+		if s = a.admit(u, unit, partition); s == nil {
+			return nil // partition not among this unit's sampled L0
+		}
+	}
+	s.seen++
+	if !a.clamp {
+		return nil
+	}
+	// Reservoir sampling (Algorithm R): after n offers each is kept with
+	// probability L∞/n, independently of arrival order.
+	if uint64(len(s.vals)) < a.linf {
+		s.vals = append(s.vals, value)
+	} else if j := a.rng.Uint64N(s.seen); j < a.linf {
+		s.vals[j] = value
+	}
+	return nil
+}
+
+// admit decides whether partition enters unit u's sample. Bottom-L0 sampling:
+// a unit keeps the L0 partitions with the smallest keyed-hash priority among
+// all it has touched, a uniformly random L0-subset. The priority is a
+// function of (unit, partition), so a partition once refused or evicted can
+// never come back (the L0-th smallest priority only decreases), and nothing
+// about refused partitions needs remembering.
+func (a *Accumulator) admit(u *unitState, unit uint64, partition int) *slot {
+	p := a.priority(unit, partition)
+	if len(u.slots) < a.l0 {
+		n := len(u.slots)
+		if n < cap(u.slots) {
+			u.slots = u.slots[:n+1]
+		} else {
+			u.slots = append(u.slots, slot{})
+		}
+		s := &u.slots[n]
+		*s = slot{prio: p, part: partition, vals: s.vals[:0]}
+		return s
+	}
+	worst := 0
+	for i := 1; i < len(u.slots); i++ {
+		if u.slots[i].prio > u.slots[worst].prio {
+			worst = i
+		}
+	}
+	if p >= u.slots[worst].prio {
+		return nil
+	}
+	s := &u.slots[worst] // evicted: its contributions are dropped
+	*s = slot{prio: p, part: partition, vals: s.vals[:0]}
+	return s
+}
+
+// priority is a keyed 64-bit mix of (unit, partition). The key is secret to
+// this accumulator, so the guest cannot aim for low priorities.
+func (a *Accumulator) priority(unit uint64, partition int) uint64 {
+	return mix64(mix64(unit^a.k0) ^ (uint64(partition) + a.k1))
+}
+
+// mix64 is the SplitMix64 finalizer: a bijection with full avalanche.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+func (a *Accumulator) newUnit() *unitState {
+	if n := len(a.free); n > 0 {
+		u := a.free[n-1]
+		a.free = a.free[:n-1]
+		return u
+	}
+	return &unitState{}
+}
+
+// Seal declares that no unit < below will be added again: their contributions
+// are bounded and folded into the DP aggregators now, freeing memory. Add of a
+// unit < the sealed mark is an error (it would break the bound). A mark lower
+// than the current one, or a Seal after Release, does nothing.
+func (a *Accumulator) Seal(below uint64) {
+	if a.released || below <= a.sealed {
+		return
+	}
+	a.sealed = below
+	a.foldBelow(below, false)
+}
+
+// foldBelow folds every live unit < below (all of them when all is set).
+func (a *Accumulator) foldBelow(below uint64, all bool) {
+	for len(a.order) > 0 && (all || a.order[0] < below) {
+		id := a.order.pop()
+		u := a.units[id]
+		delete(a.units, id)
+		if a.err == nil {
+			for i := range u.slots {
+				s := &u.slots[i]
+				if err := a.aggs[s.part].fold(s); err != nil {
+					a.err = err
+					break
+				}
+			}
+		}
+		u.slots = u.slots[:0]
+		a.free = append(a.free, u)
+	}
+}
+
+// Release bounds what is left, draws noise once and returns the release. A
+// second call is an error. The accumulator is spent even when Release fails:
+// noise may have been drawn, and drawing again would let it be averaged away.
+func (a *Accumulator) Release() (*Release, error) {
+	if a.released {
+		return nil, fmt.Errorf("%w: enclave: Release called twice", cove.ErrInvalid)
+	}
+	a.released = true
+	a.foldBelow(0, true)
+	a.units, a.order, a.free = nil, nil, nil
+	if a.err != nil {
+		return nil, a.err
+	}
+	s := a.spec
+	r := &Release{
+		Output:           s.Output,
+		Aggregate:        s.Aggregate,
+		Mechanism:        MechanismLaplace,
+		Epsilon:          s.Epsilon,
+		Delta:            s.Delta,
+		MaxPartitions:    s.MaxPartitions,
+		MaxContributions: s.MaxContributions,
+		Rows:             make([]Row, len(a.aggs)),
+	}
+	if s.Aggregate != Count {
+		r.Lower, r.Upper = s.Lower, s.Upper
+	}
+	for i, agg := range a.aggs {
+		row, err := agg.result()
+		if err != nil {
+			return nil, fmt.Errorf("partition %q: %w", s.Partitions[i], err)
+		}
+		if !finite(row.Value, row.NoiseStdDev, row.CILow, row.CIHigh) {
+			return nil, fmt.Errorf("%w: enclave: partition %q: the library produced a non-finite result", cove.ErrPrivacy, s.Partitions[i])
+		}
+		row.Key = s.Partitions[i]
+		r.Rows[i] = row
+	}
+	a.aggs = nil
+	return r, nil
+}
+
+func finite(xs ...float64) bool {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// unitHeap is a binary min-heap of unit ids.
+type unitHeap []uint64
+
+func (h *unitHeap) push(x uint64) {
+	*h = append(*h, x)
+	q := *h
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if q[p] <= q[i] {
+			break
+		}
+		q[p], q[i] = q[i], q[p]
+		i = p
+	}
+}
+
+func (h *unitHeap) pop() uint64 {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q = q[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && q[r] < q[l] {
+			m = r
+		}
+		if q[i] <= q[m] {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
+}
