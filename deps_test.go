@@ -1,0 +1,87 @@
+package cove_test
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/covedata/cove"
+
+// allowed lists, per package of the module, the module's packages it may
+// import directly. Dependencies point one way: leaves know nothing of each
+// other, jobs composes them, and nothing imports cmd.
+var allowed = map[string][]string{
+	"":                          {},
+	"ledger":                    {""},
+	"policy":                    {""},
+	"enclave":                   {""},
+	"connectors":                {""},
+	"demodata":                  {},
+	"examples":                  {},
+	"runtime/wasm":              {""},
+	"store":                     {"", "ledger", "policy"},
+	"jobs":                      {"", "connectors", "enclave", "ledger", "policy", "runtime/wasm", "store"},
+	"internal/demo":             {"", "connectors", "demodata", "examples", "jobs", "ledger", "policy", "runtime/wasm", "store"},
+	"internal/guestbuild":       {},
+	"internal/tools/mkdemodata": {""},
+	"cmd/cove":                  {"", "internal/demo", "ledger", "store"},
+	"bench":                     {"*"},
+}
+
+func TestDependencyDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		pkg := rel(fields[0])
+		rules, known := allowed[pkg]
+		if !known {
+			if strings.HasPrefix(pkg, "examples/") || strings.Contains(pkg, "/testdata/") {
+				continue // guests: they import only the guest SDK module
+			}
+			t.Errorf("package %q has no dependency rule: add it to allowed", pkg)
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if !strings.HasPrefix(imp, module) || strings.HasPrefix(imp, module+"/sdk/guest") {
+				continue
+			}
+			dep := rel(imp)
+			if strings.HasPrefix(dep, "cmd/") {
+				t.Errorf("%s imports %s: nothing imports cmd", pkg, dep)
+			}
+			ok := false
+			for _, a := range rules {
+				ok = ok || a == "*" || a == dep
+			}
+			if !ok {
+				t.Errorf("%s must not import %s", pkg, dep)
+			}
+		}
+	}
+}
+
+func rel(path string) string {
+	if path == module {
+		return ""
+	}
+	return strings.TrimPrefix(path, module+"/")
+}
+
+// TestGuestSDKHasNoDependencies keeps the guest SDK a module of its own that
+// drags nothing of the host into a job.
+func TestGuestSDKHasNoDependencies(t *testing.T) {
+	b, err := os.ReadFile("sdk/guest/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "require") {
+		t.Fatalf("sdk/guest/go.mod requires modules:\n%s", b)
+	}
+}
