@@ -22,7 +22,7 @@ func newStore(t *testing.T) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
-	d := policy.Dataset{Name: "air", Location: "air.parquet", Columns: []policy.Column{{"station", "utf8"}, {"PM2.5", "float64"}}}
+	d := policy.Dataset{Name: "air", Location: "air.parquet", Columns: []policy.Column{{Name: "station", Type: "utf8"}, {Name: "PM2.5", Type: "float64"}}}
 	if err := s.RegisterDataset(ctx, d); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,58 @@
+// Package examples holds Cove's example jobs, written in Go against the
+// guest SDK, and their built WebAssembly modules.
+//
+// # Jobs
+//
+//   - airquality (dataset beijing-air-quality): output pm25_mean, the PM2.5
+//     readings keyed by station and year, nulls skipped.
+//   - adult (dataset adult): output high_income_count, a count per
+//     education of rows with income ">50K"; output hours_mean, hours-per-week
+//     keyed by occupation, null occupations skipped.
+//
+// # Modules
+//
+// Each job's module (job.wasm next to its main.go) is committed and embedded
+// here. The build is reproducible; a test rebuilds both and compares hashes.
+// After changing a job or the SDK, run
+//
+//	go generate ./examples
+package examples
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:generate go run ./internal/gen
+
+// files holds each job's module and, once written, its manifest
+// (<job>/manifest.yaml).
+//
+//go:embed airquality/job.wasm adult/job.wasm
+//go:embed airquality adult
+var files embed.FS
+
+// Job is one example job.
+type Job struct {
+	Name     string // the job's directory: "airquality" or "adult"
+	Module   []byte // the built WebAssembly module (<job>/job.wasm)
+	Manifest []byte // <job>/manifest.yaml, nil when there is none
+}
+
+// AirQuality returns the airquality job.
+func AirQuality() Job { return load("airquality") }
+
+// Adult returns the adult job.
+func Adult() Job { return load("adult") }
+
+// All returns every example job.
+func All() []Job { return []Job{AirQuality(), Adult()} }
+
+func load(name string) Job {
+	mod, err := fs.ReadFile(files, name+"/job.wasm")
+	if err != nil {
+		panic("examples: " + err.Error()) // embedded at build time: cannot happen
+	}
+	man, _ := fs.ReadFile(files, name+"/manifest.yaml")
+	return Job{Name: name, Module: mod, Manifest: man}
+}

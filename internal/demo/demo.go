@@ -1,0 +1,206 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/covedata/cove/connectors"
+	"github.com/covedata/cove/demodata"
+	"github.com/covedata/cove/examples"
+	"github.com/covedata/cove/jobs"
+	"github.com/covedata/cove/ledger"
+	"github.com/covedata/cove/policy"
+	"github.com/covedata/cove/runtime/wasm"
+	"github.com/covedata/cove/store"
+)
+
+// The demo's operator and grant.
+const (
+	Operator = "acme-analytics"
+	GrantID  = "g-acme-2026"
+	Purpose  = "public-research"
+)
+
+// GrantedColumns are the columns the demo grant opens per dataset.
+var GrantedColumns = map[string][]string{
+	"beijing-air-quality": {"station", "year", "month", "day", "hour", "PM2.5", "PM10"},
+	"adult":               {"age", "education", "occupation", "hours-per-week", "income"},
+}
+
+// Options configures a demo run.
+type Options struct {
+	// DataDir holds the state, the ledger and the datasets. Empty: a fresh
+	// temporary directory, removed at the end.
+	DataDir string
+	// Out receives the report; nil discards it.
+	Out io.Writer
+	// Runner settings (deadline, batch size, allocator).
+	Config jobs.Config
+}
+
+// Result is what the demo did, for tests.
+type Result struct {
+	DataDir    string
+	Releases   []*jobs.Release
+	Rejections []error
+	Ledger     ledger.Head
+	Budgets    map[string]policy.Budget
+}
+
+// Run runs the demo.
+func Run(ctx context.Context, opt Options) (_ *Result, err error) {
+	out := opt.Out
+	if out == nil {
+		out = io.Discard
+	}
+	dir := opt.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "cove-demo-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "datasets"), 0o755); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, filepath.Join(dir, "cove.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	eng, err := wasm.NewEngine(ctx, wasm.NewConfig().WithCompilationCacheDir(filepath.Join(dir, "wasm-cache")))
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close(ctx)
+	cfg := opt.Config
+	if cfg == (jobs.Config{}) {
+		cfg = jobs.NewConfig()
+	}
+	runner := jobs.NewRunner(st, eng, cfg.WithDataDir(dir))
+	res := &Result{DataDir: dir, Budgets: map[string]policy.Budget{}}
+
+	fmt.Fprintf(out, "Cove demo — data directory %s\n\n", dir)
+	fmt.Fprintln(out, "1. The authority registers two public datasets")
+	for _, ds := range demodata.Datasets() {
+		d, err := register(ctx, st, dir, ds)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "   %-20s %7d rows, %2d columns, sha256 %s…  (%s)\n", d.Name, d.Rows, len(d.Columns), d.SHA256[:12], d.Title)
+	}
+
+	now := st.Now()
+	g := policy.Grant{
+		ID: GrantID, Operator: Operator, Purposes: []string{Purpose},
+		Datasets: []string{"beijing-air-quality", "adult"}, Columns: GrantedColumns,
+		EpsilonCap: map[string]float64{"beijing-air-quality": 1.0, "adult": 1.0},
+		ValidFrom:  now.Add(-time.Minute), ValidUntil: now.AddDate(0, 3, 0),
+	}
+	if err := st.CreateGrant(ctx, g); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "\n2. The authority grants %s (grant %s, purpose %s, until %s)\n", Operator, GrantID, Purpose, g.ValidUntil.Format("2006-01-02"))
+	for _, name := range g.Datasets {
+		fmt.Fprintf(out, "   %-20s ε cap %.1f, columns %s\n", name, g.EpsilonCap[name], strings.Join(GrantedColumns[name], ", "))
+	}
+
+	fmt.Fprintln(out, "\n3. The operator runs the two example jobs")
+	for _, ex := range []examples.Job{examples.AirQuality(), examples.Adult()} {
+		rel, err := runner.Run(ctx, jobs.Submission{Operator: Operator, Manifest: ex.Manifest, Module: ex.Module})
+		if err != nil {
+			return nil, fmt.Errorf("example %s: %w", ex.Name, err)
+		}
+		res.Releases = append(res.Releases, rel)
+		printRelease(out, rel)
+	}
+
+	fmt.Fprintln(out, "\n4. Budget left")
+	for _, name := range g.Datasets {
+		b, err := st.Budget(ctx, GrantID, name)
+		if err != nil {
+			return nil, err
+		}
+		res.Budgets[name] = b
+		fmt.Fprintf(out, "   %-20s spent ε %.2f of %.2f, left %.2f\n", name, b.Spent, b.Cap, b.Left())
+	}
+
+	fmt.Fprintln(out, "\n5. Jobs the policy refuses")
+	adult := examples.Adult()
+	bad := []struct{ what, manifest string }{
+		{"the Adult job again (needs ε 0.6)", string(adult.Manifest)},
+		{"an Adult job with ε 0.2 that also reads column race, outside the grant", strings.NewReplacer(
+			"columns: [education, occupation, hours-per-week, income]", "columns: [education, occupation, hours-per-week, income, race]",
+			"epsilon: 0.3", "epsilon: 0.1").Replace(string(adult.Manifest))},
+	}
+	for _, b := range bad {
+		_, err := runner.Run(ctx, jobs.Submission{Operator: Operator, Manifest: []byte(b.manifest), Module: adult.Module})
+		var rej *policy.Rejection
+		if !errors.As(err, &rej) {
+			return nil, fmt.Errorf("demo: %s was not rejected by policy: %v", b.what, err)
+		}
+		res.Rejections = append(res.Rejections, err)
+		fmt.Fprintf(out, "   %s:\n", b.what)
+		for _, v := range rej.Violations {
+			fmt.Fprintf(out, "     rejected [%s] %s\n", v.Code, v.Message)
+		}
+	}
+
+	fmt.Fprintln(out, "\n6. Anyone holding the ledger verifies it")
+	if res.Ledger, err = st.VerifyLedger(ctx); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "   ledger verified: %d entries, head %s\n", res.Ledger.Size, res.Ledger.Hash)
+	return res, nil
+}
+
+// register writes an embedded dataset into the data directory and enters it
+// in the catalog with its schema and content hash.
+func register(ctx context.Context, st *store.Store, dir string, ds demodata.Dataset) (policy.Dataset, error) {
+	b, err := demodata.Open(ds.Name)
+	if err != nil {
+		return policy.Dataset{}, err
+	}
+	rel := filepath.Join("datasets", ds.Name+".parquet")
+	path := filepath.Join(dir, rel)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return policy.Dataset{}, err
+	}
+	schema, err := connectors.ReadSchema(path)
+	if err != nil {
+		return policy.Dataset{}, err
+	}
+	d := policy.Dataset{
+		Name: ds.Name, Title: ds.Title, Domain: ds.Domain, Provider: "UCI Machine Learning Repository",
+		Source: ds.Source, Citation: ds.Citation, License: ds.License, Location: rel, SHA256: ds.SHA256, Rows: ds.Rows,
+	}
+	for _, f := range schema.Fields() {
+		d.Columns = append(d.Columns, policy.Column{Name: f.Name, Type: f.Type.String()})
+	}
+	return d, st.RegisterDataset(ctx, d)
+}
+
+func printRelease(out io.Writer, rel *jobs.Release) {
+	fmt.Fprintf(out, "\n   job %s on %s: released, ε %.2f spent\n", rel.Job, rel.Dataset, rel.Epsilon)
+	for _, o := range rel.Outputs {
+		bounds := ""
+		if o.Aggregate != "count" {
+			bounds = fmt.Sprintf(", values clamped to [%g, %g]", o.Lower, o.Upper)
+		}
+		fmt.Fprintf(out, "   output %s: %s by %s — %s noise, ε %.2f%s, each unit ≤ %d partition(s) × %d contribution(s)\n",
+			o.Name, o.Aggregate, strings.Join(o.GroupBy, " × "), o.Mechanism, o.Epsilon, bounds, o.MaxPartitions, o.MaxContributions)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "\t%s\tvalue\tnoise σ\t95%% CI\t\n", strings.Join(o.GroupBy, "\t"))
+		for _, r := range o.Rows {
+			fmt.Fprintf(tw, "\t%s\t%.2f\t%.2f\t[%.2f, %.2f]\t\n", strings.Join(r.Key, "\t"), r.Value, r.NoiseStdDev, r.CILow, r.CIHigh)
+		}
+		tw.Flush()
+	}
+}

@@ -1,0 +1,265 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/covedata/cove"
+	"github.com/covedata/cove/connectors"
+	"github.com/covedata/cove/internal/guestbuild"
+	"github.com/covedata/cove/ledger"
+	"github.com/covedata/cove/policy"
+	"github.com/covedata/cove/runtime/wasm"
+	"github.com/covedata/cove/store"
+)
+
+// Secrets are the values of the test dataset: none may appear in anything a
+// job returns or records, except inside a noised release.
+const (
+	secretName  = "SECRET-NAME-7f3a"
+	secretValue = 31337.0
+)
+
+var (
+	guestsMu sync.Mutex
+	guests   = map[string][]byte{}
+)
+
+func guestModule(t *testing.T, name string) []byte {
+	t.Helper()
+	guestsMu.Lock()
+	defer guestsMu.Unlock()
+	if b, ok := guests[name]; ok {
+		return b
+	}
+	b, err := guestbuild.Build(context.Background(), filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guests[name] = b
+	return b
+}
+
+type env struct {
+	store  *store.Store
+	runner *Runner
+	alloc  *memory.CheckedAllocator
+}
+
+const leakManifest = `version: 1
+name: leak-test
+grant: g1
+purpose: research
+dataset: secrets
+columns: [name, value]
+privacy_unit: {per_row: true}
+outputs:
+  - name: total
+    aggregate: sum
+    epsilon: 0.1
+    bounds: [0, 100000]
+    group_by: [{column: name, values: [all]}]
+`
+
+func newEnv(t *testing.T, deadline time.Duration) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secrets.parquet")
+	writeSecrets(t, path, 100)
+	st, err := store.Open(ctx, filepath.Join(dir, "cove.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	schema, err := connectors.ReadSchema(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := policy.Dataset{Name: "secrets", Location: path}
+	for _, f := range schema.Fields() {
+		d.Columns = append(d.Columns, policy.Column{Name: f.Name, Type: f.Type.String()})
+	}
+	if err := st.RegisterDataset(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateGrant(ctx, policy.Grant{ID: "g1", Operator: "op", Purposes: []string{"research"}, Datasets: []string{"secrets"},
+		Columns: map[string][]string{"secrets": {"name", "value"}}, EpsilonCap: map[string]float64{"secrets": 1},
+		ValidFrom: time.Now().Add(-time.Hour), ValidUntil: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := wasm.NewEngine(ctx, wasm.NewConfig().WithMemoryLimitPages(512).WithCompilationCacheDir(filepath.Join(os.TempDir(), "cove-test-wasm-cache")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	alloc := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	t.Cleanup(func() { alloc.AssertSize(t, 0) })
+	return &env{store: st, alloc: alloc, runner: NewRunner(st, eng, NewConfig().WithDeadline(deadline).WithAllocator(alloc))}
+}
+
+func writeSecrets(t *testing.T, path string, n int) {
+	t.Helper()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "name", Type: arrow.BinaryTypes.String}, {Name: "value", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i := 0; i < n; i++ {
+		b.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("%s-%d", secretName, i))
+		b.Field(1).(*array.Float64Builder).Append(secretValue)
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := pqarrow.NewFileWriter(schema, f, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ledgerText is the whole ledger as exported.
+func ledgerText(t *testing.T, st *store.Store) string {
+	t.Helper()
+	var buf bytes.Buffer
+	for e, err := range st.Entries(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewEncoder(&buf).Encode(e)
+	}
+	if _, err := st.VerifyLedger(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func assertNoSecret(t *testing.T, where, s string) {
+	t.Helper()
+	for _, secret := range []string{"SECRET", "31337"} {
+		if strings.Contains(s, secret) {
+			t.Errorf("%s carries data (%q): %s", where, secret, s)
+		}
+	}
+}
+
+// TestGuestCannotGetRowsOut runs a guest that prints every row and emits
+// contributions keyed by row values: the job releases exactly the declared
+// partition and nothing of the data appears anywhere else.
+func TestGuestCannotGetRowsOut(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	rel, err := e.runner.Run(context.Background(), Submission{ID: "leak-1", Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, "leak")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rel.Outputs) != 1 || len(rel.Outputs[0].Rows) != 1 || strings.Join(rel.Outputs[0].Rows[0].Key, "") != "all" {
+		t.Fatalf("release holds more than the declared partition: %+v", rel)
+	}
+	// The one released value is the noised sum of 100 clamped values.
+	r := rel.Outputs[0].Rows[0]
+	if exact := 100 * secretValue; r.Value < exact-6*r.NoiseStdDev || r.Value > exact+6*r.NoiseStdDev {
+		t.Errorf("released %v, exact %v, σ %v", r.Value, exact, r.NoiseStdDev)
+	}
+	relJSON, _ := json.Marshal(rel)
+	assertNoSecret(t, "release", strings.ReplaceAll(string(relJSON), fmt.Sprint(r.Value), ""))
+	assertNoSecret(t, "ledger", strings.ReplaceAll(ledgerText(t, e.store), fmt.Sprint(r.Value), ""))
+}
+
+// TestGuestFailures: a guest that traps, loops, exhausts memory or fails with
+// data in its error ends the job with a clear error free of data; the
+// reservation is refunded and the ledger records the failure.
+func TestGuestFailures(t *testing.T) {
+	tests := []struct {
+		guest string
+		is    error
+		want  string
+	}{
+		{"trap", cove.ErrGuest, "out of bounds"},
+		{"loop", cove.ErrDeadline, ""},
+		{"oom", cove.ErrGuest, ""},
+		{"leakfail", cove.ErrGuest, ""},
+		{"leakexit", cove.ErrGuest, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.guest, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, 500*time.Millisecond)
+			start := time.Now()
+			_, err := e.runner.Run(ctx, Submission{ID: "job-" + tc.guest, Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, tc.guest)})
+			took := time.Since(start)
+			if !errors.Is(err, tc.is) {
+				t.Fatalf("err = %v, want %v", err, tc.is)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			assertNoSecret(t, "error", err.Error())
+			t.Logf("%s: %v (after %v)", tc.guest, err, took.Round(time.Millisecond))
+			b, _ := e.store.Budget(ctx, "g1", "secrets")
+			if b.Spent != 0 || b.Reserved != 0 {
+				t.Errorf("budget after failure: %+v", b)
+			}
+			j, _ := e.store.Job(ctx, "job-"+tc.guest)
+			if j.State != store.StateFailed || j.Reason == "" {
+				t.Errorf("job state %s reason %q", j.State, j.Reason)
+			}
+			text := ledgerText(t, e.store)
+			assertNoSecret(t, "ledger", text)
+			var last ledger.Entry
+			for en, _ := range e.store.Entries(ctx) {
+				last = en
+			}
+			if last.Kind != ledger.JobFailed || !strings.Contains(string(last.Body), `"epsilon_refunded":0.1`) {
+				t.Errorf("last ledger entry %s %s", last.Kind, last.Body)
+			}
+		})
+	}
+}
+
+// TestRetryReturnsStoredRelease: the same job id submitted again returns the
+// stored release, with no new noise and no second debit.
+func TestRetryReturnsStoredRelease(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 30*time.Second)
+	sub := Submission{ID: "retry-1", Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, "leak")}
+	first, err := e.runner.Run(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.runner.Run(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Outputs[0].Rows[0].Value != second.Outputs[0].Rows[0].Value {
+		t.Fatalf("retry drew fresh noise: %v then %v", first.Outputs[0].Rows[0].Value, second.Outputs[0].Rows[0].Value)
+	}
+	if b, _ := e.store.Budget(ctx, "g1", "secrets"); b.Spent != 0.1 {
+		t.Fatalf("spent %v after a retry, want 0.1", b.Spent)
+	}
+	sub.Manifest = []byte(strings.Replace(leakManifest, "epsilon: 0.1", "epsilon: 0.2", 1))
+	if _, err := e.runner.Run(ctx, sub); !errors.Is(err, cove.ErrExists) {
+		t.Fatalf("same id with another manifest: %v", err)
+	}
+}

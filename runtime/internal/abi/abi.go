@@ -1,0 +1,110 @@
+// Package abi is the host side of Cove guest ABI version 1 (docs/abi.md),
+// independent of any WebAssembly engine: names and signatures, the batch
+// region encoding, and the checks on every host call. An engine binding
+// (runtime/wasm for wazero) hands it guest memory as a []byte and turns its
+// errors into guest errors.
+//
+// # Concurrency
+//
+// A State belongs to one guest instance and is used by one call at a time.
+package abi
+
+import "fmt"
+
+// Version is the ABI version this package implements.
+const Version = 1
+
+// Module is the import module of the host functions.
+const Module = "cove"
+
+// Host function names (imports of the guest, module "cove").
+const (
+	ImportOutput = "output" // (name_ptr, name_len i32) -> (output_id i32)
+	ImportKey    = "key"    // (key_ptr, key_len i32) -> (key_id i32)
+	ImportEmit   = "emit"   // (output_id, rows_ptr, keys_ptr, values_ptr, count i32) -> ()
+)
+
+// Guest export names.
+const (
+	ExportMemory     = "memory"
+	ExportInitialize = "_initialize"      // () -> (), optional: the WASI reactor initializer
+	ExportVersion    = "cove_abi_version" // () -> (i32)
+	ExportAlloc      = "cove_alloc"       // (size i32) -> (ptr i32)
+	ExportBatch      = "cove_batch"       // (ptr, size i32) -> (rc i32)
+)
+
+// ValType is a WebAssembly value type, as far as ABI v1 needs.
+type ValType byte
+
+// I32 is the only value type ABI v1 uses.
+const I32 ValType = 0x7f
+
+// Signature is a function type.
+type Signature struct{ Params, Results []ValType }
+
+func sig(params, results int) Signature {
+	s := Signature{Params: make([]ValType, params), Results: make([]ValType, results)}
+	for i := range s.Params {
+		s.Params[i] = I32
+	}
+	for i := range s.Results {
+		s.Results[i] = I32
+	}
+	return s
+}
+
+// Imports are the host functions of module "cove" and their signatures.
+var Imports = map[string]Signature{
+	ImportOutput: sig(2, 1),
+	ImportKey:    sig(2, 1),
+	ImportEmit:   sig(5, 0),
+}
+
+// Exports are the functions a guest must export, with their signatures.
+var Exports = map[string]Signature{
+	ExportVersion: sig(0, 1),
+	ExportAlloc:   sig(1, 1),
+	ExportBatch:   sig(2, 1),
+}
+
+// WASIModule is the WASI import module the host provides a sandboxed part of.
+const WASIModule = "wasi_snapshot_preview1"
+
+// WASIAllowed are the WASI functions a guest may import: those Go's wasip1
+// runtime and its os package import at start-up. The host answers them with
+// no files, no arguments or environment, a fake clock and deterministic
+// random bytes (docs/abi.md, "WASI").
+var WASIAllowed = map[string]bool{
+	// Go runtime.
+	"args_get": true, "args_sizes_get": true, "environ_get": true, "environ_sizes_get": true,
+	"clock_time_get": true, "random_get": true, "poll_oneoff": true, "sched_yield": true,
+	"proc_exit": true, "fd_write": true,
+	// Go os package init (stdio and preopen discovery; there are no preopens).
+	"fd_close": true, "fd_fdstat_get": true, "fd_fdstat_set_flags": true,
+	"fd_prestat_get": true, "fd_prestat_dir_name": true,
+}
+
+// Problem kinds of an Error.
+const (
+	KindABI   = "abi"   // the guest broke the ABI
+	KindLimit = "limit" // the guest exceeded a configured limit
+)
+
+// Error is a host call the host refused. Msg is safe for operators on real
+// data: it carries numbers from the configuration and the ABI, never bytes
+// of guest memory. Detail adds guest-supplied text for debug (mock) runs.
+type Error struct {
+	Kind   string
+	Msg    string
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func abiErr(format string, args ...any) *Error {
+	return &Error{Kind: KindABI, Msg: fmt.Sprintf(format, args...)}
+}
+
+func limitErr(format string, args ...any) *Error {
+	return &Error{Kind: KindLimit, Msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,217 @@
+package abi
+
+import (
+	"encoding/binary"
+	"strconv"
+	"unsafe"
+)
+
+// Limits bound what one guest instance may make the host hold.
+type Limits struct {
+	MaxEmits         int64 // contributions over the instance's life
+	MaxKeyBytes      int   // bytes of one key
+	MaxKeys          int   // distinct keys
+	MaxKeyTotalBytes int64 // bytes of all keys
+}
+
+// EmitFunc receives one emit call: views into guest memory, valid only
+// during the call.
+type EmitFunc func(output int, rows, keys []uint32, values []float64) error
+
+// State is the host-side state of one guest instance.
+type State struct {
+	limits   Limits
+	outputs  []string
+	keys     []string
+	keyIDs   map[string]uint32
+	keyBytes int64
+	emits    int64
+
+	inBatch bool
+	rows    uint32
+	emit    EmitFunc
+
+	// Failure is the first refused host call or emit callback error; the
+	// engine binding stops the guest when a call returns an error and reports
+	// Failure instead of the engine's own error.
+	Failure error
+}
+
+// NewState returns the state of a new instance that may emit to outputs.
+func NewState(limits Limits, outputs []string) *State {
+	return &State{limits: limits, outputs: append([]string(nil), outputs...), keyIDs: map[string]uint32{}}
+}
+
+// fail records err as the failure (the first one wins) and returns it.
+func (s *State) fail(err error) error {
+	if s.Failure == nil {
+		s.Failure = err
+	}
+	return err
+}
+
+// Outputs returns the declared outputs.
+func (s *State) Outputs() []string { return s.outputs }
+
+// KeyName returns the key interned as id, or "" if there is none.
+func (s *State) KeyName(id uint32) string {
+	if int64(id) >= int64(len(s.keys)) {
+		return ""
+	}
+	return s.keys[id]
+}
+
+// NumKeys is the number of interned keys.
+func (s *State) NumKeys() int { return len(s.keys) }
+
+// Emits is the number of contributions accepted so far.
+func (s *State) Emits() int64 { return s.emits }
+
+// BeginBatch opens a batch of rows rows whose contributions go to emit.
+func (s *State) BeginBatch(rows uint32, emit EmitFunc) {
+	s.inBatch, s.rows, s.emit = true, rows, emit
+}
+
+// EndBatch closes the batch.
+func (s *State) EndBatch() { s.inBatch, s.rows, s.emit = false, 0, nil }
+
+// slice returns mem[ptr:ptr+n] or an ABI error naming what.
+func slice(mem []byte, ptr, n uint32, what string) ([]byte, error) {
+	end := uint64(ptr) + uint64(n)
+	if end > uint64(len(mem)) {
+		return nil, abiErr("%s [%d,+%d) is outside guest memory (%d bytes)", what, ptr, n, len(mem))
+	}
+	return mem[ptr:end:end], nil
+}
+
+// Output resolves a declared output name (import "output").
+func (s *State) Output(mem []byte, ptr, n uint32) (uint32, error) {
+	const maxName = 256
+	if n > maxName {
+		return 0, s.fail(abiErr("output name of %d bytes is longer than %d", n, maxName))
+	}
+	b, err := slice(mem, ptr, n, "output name")
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	for i, o := range s.outputs {
+		if o == string(b) {
+			return uint32(i), nil
+		}
+	}
+	e := abiErr("guest asked for an output its manifest does not declare (declared: %d outputs)", len(s.outputs))
+	e.Detail = "output " + quoteTrunc(b)
+	return 0, s.fail(e)
+}
+
+// Key interns a key and returns its id (import "key"). Interning the same
+// key twice returns the same id.
+func (s *State) Key(mem []byte, ptr, n uint32) (uint32, error) {
+	if int64(n) > int64(s.limits.MaxKeyBytes) {
+		return 0, s.fail(limitErr("key of %d bytes exceeds the limit of %d bytes", n, s.limits.MaxKeyBytes))
+	}
+	b, err := slice(mem, ptr, n, "key")
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	if id, ok := s.keyIDs[string(b)]; ok {
+		return id, nil
+	}
+	if len(s.keys) >= s.limits.MaxKeys {
+		return 0, s.fail(limitErr("more than %d distinct keys", s.limits.MaxKeys))
+	}
+	if s.keyBytes+int64(n) > s.limits.MaxKeyTotalBytes {
+		return 0, s.fail(limitErr("keys exceed %d bytes in all", s.limits.MaxKeyTotalBytes))
+	}
+	k := string(b)
+	id := uint32(len(s.keys))
+	s.keys = append(s.keys, k)
+	s.keyIDs[k] = id
+	s.keyBytes += int64(n)
+	return id, nil
+}
+
+// Emit checks one emit call and hands its contributions to the batch's
+// EmitFunc (import "emit").
+func (s *State) Emit(mem []byte, output, rowsPtr, keysPtr, valuesPtr, count uint32) error {
+	if !s.inBatch {
+		return s.fail(abiErr("emit outside a batch"))
+	}
+	if int64(output) >= int64(len(s.outputs)) {
+		return s.fail(abiErr("emit to output id %d, but %d outputs are declared", output, len(s.outputs)))
+	}
+	if int64(count) > s.limits.MaxEmits-s.emits {
+		return s.fail(limitErr("more than %d contributions", s.limits.MaxEmits))
+	}
+	if count > 1<<28 {
+		return s.fail(abiErr("emit count %d is too large for one call", count))
+	}
+	if rowsPtr%4 != 0 || keysPtr%4 != 0 || valuesPtr%8 != 0 {
+		return s.fail(abiErr("emit arrays are misaligned (rows and keys need 4, values 8)"))
+	}
+	rb, err := slice(mem, rowsPtr, 4*count, "emit rows")
+	if err != nil {
+		return s.fail(err)
+	}
+	kb, err := slice(mem, keysPtr, 4*count, "emit keys")
+	if err != nil {
+		return s.fail(err)
+	}
+	vb, err := slice(mem, valuesPtr, 8*count, "emit values")
+	if err != nil {
+		return s.fail(err)
+	}
+	rows, keys, values := view[uint32](rb, int(count)), view[uint32](kb, int(count)), view[float64](vb, int(count))
+	nkeys := uint32(len(s.keys))
+	for i := range rows {
+		if rows[i] >= s.rows {
+			return s.fail(abiErr("emit names row %d of a %d-row batch", rows[i], s.rows))
+		}
+		if keys[i] >= nkeys {
+			return s.fail(abiErr("emit names key id %d, but %d keys are interned", keys[i], nkeys))
+		}
+	}
+	s.emits += int64(count)
+	if count == 0 {
+		return nil
+	}
+	if err := s.emit(int(output), rows, keys, values); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// view reads b as n little-endian values of T: in place when the host is
+// little-endian and b is aligned, else as a copy.
+func view[T uint32 | float64 | int32 | int64](b []byte, n int) []T {
+	if n == 0 {
+		return nil
+	}
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if littleEndian && uintptr(p)%uintptr(size) == 0 {
+		return unsafe.Slice((*T)(p), n)
+	}
+	out := make([]T, n)
+	for i := range out {
+		switch size {
+		case 4:
+			*(*uint32)(unsafe.Pointer(&out[i])) = binary.LittleEndian.Uint32(b[4*i:])
+		case 8:
+			*(*uint64)(unsafe.Pointer(&out[i])) = binary.LittleEndian.Uint64(b[8*i:])
+		}
+	}
+	return out
+}
+
+// quoteTrunc quotes guest bytes for debug detail, at most 64 bytes of them.
+func quoteTrunc(b []byte) string {
+	const max = 64
+	if len(b) > max {
+		return strconv.Quote(string(b[:max])) + "..."
+	}
+	return strconv.Quote(string(b))
+}

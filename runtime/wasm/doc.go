@@ -1,0 +1,64 @@
+// Package wasm runs Cove jobs: untrusted WebAssembly guests that read Arrow
+// record batches and may output nothing but contributions to the aggregates
+// their manifest declares. It is the wazero binding of Cove guest ABI v1
+// (docs/abi.md); the ABI itself, engine-neutral, lives in
+// runtime/internal/abi.
+//
+// # Use
+//
+//	eng, _ := wasm.NewEngine(ctx, wasm.NewConfig())
+//	mod, _ := eng.Compile(ctx, moduleBytes)          // refuses imports outside the ABI
+//	inst, _ := mod.Instantiate(ctx, []string{"pm25_mean"}) // the manifest's outputs
+//	err := inst.ProcessBatch(ctx, rec, func(em wasm.Emission) error {
+//		// em.Rows[j] is the row whose privacy unit contributes em.Values[j]
+//		// to key inst.KeyName(em.Keys[j]) of output em.Output.
+//		return nil
+//	})
+//
+// # What a guest can reach
+//
+// Only module "cove" (output, key, emit) and these WASI functions of
+// wasi_snapshot_preview1, the ones Go's wasip1 runtime and os package import:
+// args_get, args_sizes_get, environ_get, environ_sizes_get (no arguments, no
+// environment), clock_time_get (wazero's fake clock: deterministic readings
+// unrelated to real time), poll_oneoff and sched_yield (sleeping returns at
+// once), random_get (wazero's deterministic source: the same bytes every
+// run, never crypto randomness), fd_write (stdout and stderr, discarded
+// unless Config.WithDebugOutput), fd_close, fd_fdstat_get,
+// fd_fdstat_set_flags, fd_prestat_get, fd_prestat_dir_name (there are no
+// preopened directories, so no file can be named), proc_exit. Compile
+// refuses a module importing anything else and lists every offending
+// import. There is no file system, network, stdin, real clock or host
+// randomness.
+//
+// # Limits and failures
+//
+// Memory is capped (Config.WithMemoryLimitPages, 256 MiB by default) and
+// every call into the guest runs under its context: at the deadline the
+// guest is stopped (wazero's close-on-context-done, measured to stop a loop
+// within about 2 ms) with cove.ErrDeadline. A trap, a proc_exit, a nonzero
+// batch return, memory exhaustion or an ABI violation ends with a
+// *GuestError wrapping cove.ErrGuest (limits: cove.ErrLimit); the instance is
+// then closed, the Engine keeps working. Every pointer and length a guest
+// passes is checked against its memory; rows against the batch, outputs
+// against the manifest, keys against the interned ones, and contributions
+// against Config.WithMaxEmits.
+//
+// A call tree with no loops can still run seconds past the deadline (wazero
+// checks the context at loop heads and calls only); the process wall around
+// guests is a later layer (docs RELIABILITY.md §2).
+//
+// # No data in errors
+//
+// Guest errors are safe for operators on real data: they name the failure
+// kind, phase, trap kind and limits, never a value a guest chose. Exit codes,
+// batch return codes, guest-supplied names and guest stdout/stderr are shown
+// only with Config.WithDebugOutput, which is for mock-data runs.
+//
+// # Concurrency
+//
+// Engine and Module are safe for concurrent use. An Instance processes one
+// batch at a time (its methods serialize); run several instances for
+// parallelism. Emission slices are views into guest memory valid only during
+// the callback.
+package wasm

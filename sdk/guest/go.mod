@@ -1,0 +1,3 @@
+module github.com/covedata/cove/sdk/guest
+
+go 1.26
