@@ -1,4 +1,3 @@
-// Command gen rebuilds the example jobs' modules (go generate ./examples).
 package main
 
 import (

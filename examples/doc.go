@@ -1,0 +1,19 @@
+// Package examples holds Cove's example jobs, written in Go against the
+// guest SDK, and their built WebAssembly modules.
+//
+// # Jobs
+//
+//   - airquality (dataset beijing-air-quality): output pm25_mean, the PM2.5
+//     readings keyed by station and year, nulls skipped.
+//   - adult (dataset adult): output high_income_count, a count per
+//     education of rows with income ">50K"; output hours_mean, hours-per-week
+//     keyed by occupation, null occupations skipped.
+//
+// # Modules
+//
+// Each job's module (job.wasm next to its main.go) is committed and embedded
+// here. The build is reproducible; a test rebuilds both and compares hashes.
+// After changing a job or the SDK, run
+//
+//	go generate ./examples
+package examples

@@ -1,0 +1,2 @@
+// Command gen rebuilds the example jobs' modules (go generate ./examples).
+package main
