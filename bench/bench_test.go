@@ -44,7 +44,7 @@ func replicate(b *testing.B, dir string) (string, int64) {
 	var w *pqarrow.FileWriter
 	var rows int64
 	for range replicas {
-		r, err := connectors.OpenBytes("beijing-air-quality", src, connectors.Options{Columns: cols})
+		r, err := connectors.OpenBytes("beijing-air-quality.parquet", src, connectors.Options{Columns: cols})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -18,11 +18,17 @@ func main() {}
 func process(b *guest.Batch) error {
 	station, year, pm := b.String("station"), b.Int64("year"), b.Float64("PM2.5")
 	out := guest.Output("pm25_mean")
+	// Rows come ordered by station and time: build a key only when it changes.
+	var key, lastStation string
+	lastYear := int64(-1)
 	for i := 0; i < b.Len(); i++ {
 		if pm.IsNull(i) {
 			continue
 		}
-		out.Add(i, guest.Key(station.Value(i), strconv.FormatInt(year.Value(i), 10)), pm.Value(i))
+		if s, y := station.Value(i), year.Value(i); s != lastStation || y != lastYear {
+			key, lastStation, lastYear = guest.Key(s, strconv.FormatInt(y, 10)), s, y
+		}
+		out.Add(i, key, pm.Value(i))
 	}
 	return nil
 }

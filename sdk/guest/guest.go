@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Handler processes one batch. Returning an error fails the batch and the run.
@@ -33,6 +34,11 @@ type state struct {
 	active  []*Emitter // outputs with buffered contributions, in first-use order
 	keys    map[string]uint32
 	batch   *Batch // the batch being processed, nil outside one
+	// lastKey/lastID remember the key of the previous Add: consecutive rows
+	// usually share a key, and comparing string headers is far cheaper than a
+	// map lookup in WebAssembly.
+	lastKey string
+	lastID  uint32
 }
 
 func newState(h host) *state {
@@ -84,10 +90,18 @@ func (o *Emitter) Add(row int, key string, value float64) {
 	if uint(row) >= uint(st.batch.rows) {
 		panic(rowRange(row, st.batch.rows))
 	}
-	id, ok := st.keys[key]
-	if !ok {
-		id = st.host.key(key)
-		st.keys[strings.Clone(key)] = id // the key may point into the batch region
+	var id uint32
+	if len(key) == len(st.lastKey) && unsafe.StringData(key) == unsafe.StringData(st.lastKey) && len(key) > 0 {
+		id = st.lastID
+	} else {
+		var ok bool
+		if id, ok = st.keys[key]; !ok {
+			id = st.host.key(key)
+			st.keys[strings.Clone(key)] = id // the key may point into the batch region
+		}
+		// Holding key keeps what it points into alive, so the identity test
+		// above can never match a different string.
+		st.lastKey, st.lastID = key, id
 	}
 	if len(o.rows) == 0 {
 		st.active = append(st.active, o)
