@@ -192,20 +192,21 @@ func TestGuestCannotGetRowsOut(t *testing.T) {
 // reservation is refunded and the ledger records the failure.
 func TestGuestFailures(t *testing.T) {
 	tests := []struct {
-		guest string
-		is    error
-		want  string
+		guest    string
+		is       error
+		want     string
+		deadline time.Duration
 	}{
-		{"trap", cove.ErrGuest, "out of bounds"},
-		{"loop", cove.ErrDeadline, ""},
-		{"oom", cove.ErrGuest, ""},
-		{"leakfail", cove.ErrGuest, ""},
-		{"leakexit", cove.ErrGuest, ""},
+		{"trap", cove.ErrGuest, "out of bounds", 10 * time.Second},
+		{"loop", cove.ErrDeadline, "deadline", 500 * time.Millisecond},
+		{"oom", cove.ErrGuest, "out of memory", 10 * time.Second},
+		{"leakfail", cove.ErrGuest, "reported an error", 10 * time.Second},
+		{"leakexit", cove.ErrGuest, "exited", 10 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.guest, func(t *testing.T) {
 			ctx := context.Background()
-			e := newEnv(t, 500*time.Millisecond)
+			e := newEnv(t, tc.deadline)
 			start := time.Now()
 			_, err := e.runner.Run(ctx, Submission{ID: "job-" + tc.guest, Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, tc.guest)})
 			took := time.Since(start)
