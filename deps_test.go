@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"examples":                  {},
 	"runtime/wasm":              {"", "runtime/internal/abi"},
 	"runtime/internal/abi":      {},
+	"report":                    {"", "ledger"},
 	"store":                     {"", "ledger", "policy"},
 	"jobs":                      {"", "connectors", "enclave", "ledger", "policy", "runtime/wasm", "store"},
 	"internal/demo":             {"", "connectors", "demodata", "examples", "jobs", "ledger", "policy", "runtime/wasm", "store"},

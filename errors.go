@@ -27,6 +27,10 @@ var (
 	ErrLedger = errors.New("ledger failure")
 	// ErrPrivacy: the privacy mechanism refused the release (bad parameters, library error).
 	ErrPrivacy = errors.New("privacy mechanism refused")
+	// ErrInReview: the job waits for the authority's review before it runs.
+	ErrInReview = errors.New("waiting for review")
+	// ErrCancelled: the job was cancelled (by its operator, or by revocation).
+	ErrCancelled = errors.New("cancelled")
 )
 
 // codes pairs each sentinel with the stable code a client sees.
@@ -45,6 +49,8 @@ var codes = []struct {
 	{ErrLimit, "limit_exceeded"},
 	{ErrLedger, "ledger_failure"},
 	{ErrPrivacy, "privacy_refused"},
+	{ErrInReview, "in_review"},
+	{ErrCancelled, "cancelled"},
 }
 
 // Code returns the stable client code of err's category, or "internal" for an
