@@ -5,6 +5,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/differential-privacy/go/v3/dpagg"
+	"github.com/google/differential-privacy/go/v3/noise"
 
 	"github.com/covedata/cove"
 )
@@ -23,18 +29,27 @@ type unitState struct {
 }
 
 // Accumulator bounds contributions per privacy unit and feeds them to one DP
-// aggregator per public partition. Not safe for concurrent use.
+// aggregator per partition. Not safe for concurrent use.
 //
-// Memory is O(live units × L0 × L∞): a unit's state is freed when a Seal
-// covers it. Seal and Release cost O(log live units) per unit folded.
+// Memory is O(live units × L0 × L∞ + partitions): a unit's state is freed
+// when a Seal covers it. Seal and Release cost O(log live units) per unit
+// folded.
 type Accumulator struct {
-	spec   Spec
+	p      plan
+	prims  []primitive
 	aggs   []partAgg
+	keys   []string       // partition keys, by index
+	index  map[string]int // key → index
 	linf   uint64
 	l0     int
-	clamp  bool // sum and mean keep clamped values; count keeps none
 	rng    *rand.Rand
 	k0, k1 uint64 // secret key of the partition-priority hash
+
+	// Private partitions only: the selector and the number of folded units
+	// of each partition, and how many partitions have at least one.
+	sel     []*dpagg.PreAggSelectPartition
+	nUnits  []int64
+	present int64
 
 	units    map[uint64]*unitState
 	order    unitHeap // ids of live units, smallest first
@@ -46,37 +61,101 @@ type Accumulator struct {
 
 // NewAccumulator validates s and returns an empty accumulator for it.
 func NewAccumulator(s Spec) (*Accumulator, error) {
-	if err := s.Validate(); err != nil {
+	p, err := s.plan()
+	if err != nil {
 		return nil, err
 	}
-	s.Partitions = append([]string(nil), s.Partitions...) // the caller may reuse its slice
-	aggs := make([]partAgg, len(s.Partitions))
-	for i := range aggs {
-		a, err := newPartAgg(s)
-		if err != nil {
-			return nil, err
-		}
-		aggs[i] = a
-	}
+	p.Partitions = slices.Clone(s.Partitions) // the caller may reuse its slices
+	p.Ranks = slices.Clone(s.Ranks)
+	p.Buckets = slices.Clone(s.Buckets)
 	var seed [32]byte
 	crand.Read(seed[:]) // never fails (Go ≥ 1.24); see package doc on why ChaCha8 is fine here
 	rng := rand.New(rand.NewChaCha8(seed))
-	return &Accumulator{
-		spec:  s,
-		aggs:  aggs,
+	a := &Accumulator{
+		p:     p,
+		prims: p.primitives(),
+		index: make(map[string]int, len(p.Partitions)),
 		linf:  uint64(s.MaxContributions),
 		l0:    s.MaxPartitions,
-		clamp: s.Aggregate != Count,
 		rng:   rng,
 		k0:    rng.Uint64(),
 		k1:    rng.Uint64(),
 		units: make(map[uint64]*unitState),
-	}, nil
+	}
+	for _, k := range p.Partitions {
+		if _, err := a.newPartition(k); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func (a *Accumulator) newPartition(key string) (int, error) {
+	agg, err := newPartAgg(&a.p, a.prims)
+	if err != nil {
+		return 0, err
+	}
+	if a.p.PrivatePartitions {
+		sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
+			Epsilon: a.p.selEps, Delta: a.p.selDelta, MaxPartitionsContributed: int64(a.p.MaxPartitions),
+		})
+		if err != nil {
+			return 0, privacyErr("partition selection", err)
+		}
+		a.sel = append(a.sel, sel)
+		a.nUnits = append(a.nUnits, 0)
+	}
+	i := len(a.keys)
+	a.aggs = append(a.aggs, agg)
+	a.keys = append(a.keys, key)
+	a.index[key] = i
+	return i, nil
+}
+
+// Partition returns the index of the partition called key, for Add. With
+// public partitions it is the key's index in Spec.Partitions, or -1 when the
+// key is not declared (its contributions must be dropped: releasing or
+// reporting them would reveal data). With private partitions the key is
+// registered on first sight (invalid UTF-8 replaced by U+FFFD); more than
+// MaxPartitionKeys distinct keys is an error wrapping cove.ErrLimit, which
+// the caller must treat like a guest failure (see the package doc).
+func (a *Accumulator) Partition(key string) (int, error) {
+	if a.released {
+		return 0, fmt.Errorf("%w: enclave: Partition after Release", cove.ErrInvalid)
+	}
+	if i, ok := a.index[key]; ok {
+		return i, nil
+	}
+	if !a.p.PrivatePartitions {
+		return -1, nil
+	}
+	if !utf8.ValidString(key) {
+		key = strings.ToValidUTF8(key, "\uFFFD")
+		if i, ok := a.index[key]; ok {
+			return i, nil
+		}
+	}
+	if len(a.keys) >= MaxPartitionKeys {
+		return 0, fmt.Errorf("%w: enclave: output %q has more than %d distinct partition keys", cove.ErrLimit, a.p.Output, MaxPartitionKeys)
+	}
+	return a.newPartition(strings.Clone(key))
+}
+
+// AddKey records one contribution of unit to the partition called key:
+// Partition then Add. A key outside the public partitions is dropped
+// silently (nil error).
+func (a *Accumulator) AddKey(unit uint64, key string, value float64) error {
+	i, err := a.Partition(key)
+	if err != nil || i < 0 {
+		return err
+	}
+	return a.Add(unit, i, value)
 }
 
 // Add records one contribution of privacy unit `unit` to partition index
-// `partition` (into Spec.Partitions). For sum and mean, value is clamped to
-// [Lower, Upper] and a NaN value is dropped; for count it is ignored.
+// `partition` (into Spec.Partitions, or as returned by Partition). For all
+// aggregates but count, value is clamped to the effective bounds (see
+// Release.Lower) and a NaN value is dropped; for count it is ignored.
 //
 // Errors wrap cove.ErrInvalid (partition out of range, unit below the sealed
 // mark, accumulator released) or cove.ErrPrivacy (an earlier fold failed).
@@ -94,11 +173,11 @@ func (a *Accumulator) Add(unit uint64, partition int, value float64) error {
 	if unit < a.sealed {
 		return fmt.Errorf("%w: enclave: unit is below the sealed mark", cove.ErrInvalid)
 	}
-	if a.clamp {
+	if a.p.usesValues {
 		if math.IsNaN(value) {
 			return nil
 		}
-		value = min(max(value, a.spec.Lower), a.spec.Upper)
+		value = min(max(value, a.p.lower), a.p.upper)
 	}
 
 	u := a.units[unit]
@@ -120,7 +199,7 @@ func (a *Accumulator) Add(unit uint64, partition int, value float64) error {
 		}
 	}
 	s.seen++
-	if !a.clamp {
+	if !a.p.usesValues {
 		return nil
 	}
 	// Reservoir sampling (Algorithm R): after n offers each is kept with
@@ -212,7 +291,7 @@ func (a *Accumulator) foldBelow(below uint64, all bool) {
 		if a.err == nil {
 			for i := range u.slots {
 				s := &u.slots[i]
-				if err := a.aggs[s.part].fold(s); err != nil {
+				if err := a.fold(s); err != nil {
 					a.err = err
 					break
 				}
@@ -221,6 +300,23 @@ func (a *Accumulator) foldBelow(below uint64, all bool) {
 		u.slots = u.slots[:0]
 		a.free = append(a.free, u)
 	}
+}
+
+// fold hands one unit's bounded contributions to a partition to its
+// aggregator and, with private partitions, to its selector.
+func (a *Accumulator) fold(s *slot) error {
+	if err := a.aggs[s.part].fold(s); err != nil {
+		return err
+	}
+	if a.sel != nil {
+		if a.sel[s.part].Increment() != nil {
+			return addErr("partition selection")
+		}
+		if a.nUnits[s.part]++; a.nUnits[s.part] == 1 {
+			a.present++
+		}
+	}
+	return nil
 }
 
 // Release bounds what is left, draws noise once and returns the release. A
@@ -236,33 +332,94 @@ func (a *Accumulator) Release() (*Release, error) {
 	if a.err != nil {
 		return nil, a.err
 	}
-	s := a.spec
+	p := &a.p
 	r := &Release{
-		Output:           s.Output,
-		Aggregate:        s.Aggregate,
-		Mechanism:        MechanismLaplace,
-		Epsilon:          s.Epsilon,
-		Delta:            s.Delta,
-		MaxPartitions:    s.MaxPartitions,
-		MaxContributions: s.MaxContributions,
-		Rows:             make([]Row, len(a.aggs)),
+		Output:            p.Output,
+		Aggregate:         p.Aggregate,
+		Mechanism:         p.Mechanism,
+		Epsilon:           p.Epsilon,
+		Delta:             p.Delta,
+		MaxPartitions:     p.MaxPartitions,
+		MaxContributions:  p.MaxContributions,
+		Granularity:       p.gran,
+		PrivatePartitions: p.PrivatePartitions,
 	}
-	if s.Aggregate != Count {
-		r.Lower, r.Upper = s.Lower, s.Upper
+	if p.usesValues {
+		r.Lower, r.Upper = p.lower, p.upper
 	}
-	for i, agg := range a.aggs {
-		row, err := agg.result()
+	for _, pr := range a.prims {
+		n := Noise{Primitive: pr.name, Mechanism: MechanismLaplace, Epsilon: pr.eps, Delta: pr.delta,
+			L0: pr.l0, LInf: pr.linf, Unit: pr.unit, Scale: pr.scale, StdDev: pr.sd}
+		switch {
+		case pr.selector:
+			n.Mechanism, n.Scale, n.StdDev = "partition_selection", 0, 0
+		case pr.gaussian:
+			n.Mechanism = MechanismGaussian
+		}
+		r.Noise = append(r.Noise, n)
+	}
+
+	order := make([]int, len(a.keys))
+	for i := range order {
+		order[i] = i
+	}
+	if p.PrivatePartitions {
+		// Key order: arrival order is data.
+		slices.SortFunc(order, func(i, j int) int { return strings.Compare(a.keys[i], a.keys[j]) })
+	}
+	var kept int64
+	r.Rows = []Row{}
+	for _, i := range order {
+		if p.PrivatePartitions {
+			keep, err := a.sel[i].ShouldKeepPartition()
+			if err != nil {
+				return nil, privacyErr("partition selection", err)
+			}
+			if !keep {
+				continue
+			}
+			kept++
+		}
+		rows, err := a.aggs[i].rows()
 		if err != nil {
-			return nil, fmt.Errorf("partition %q: %w", s.Partitions[i], err)
+			return nil, fmt.Errorf("partition %q: %w", a.keys[i], err)
 		}
-		if !finite(row.Value, row.NoiseStdDev, row.CILow, row.CIHigh) {
-			return nil, fmt.Errorf("%w: enclave: partition %q: the library produced a non-finite result", cove.ErrPrivacy, s.Partitions[i])
+		for _, row := range rows {
+			if !finite(row.Value, row.NoiseStdDev, row.CILow, row.CIHigh) {
+				return nil, fmt.Errorf("%w: enclave: partition %q: the library produced a non-finite result", cove.ErrPrivacy, a.keys[i])
+			}
+			row.Key = a.keys[i]
+			r.Rows = append(r.Rows, row)
 		}
-		row.Key = s.Partitions[i]
-		r.Rows[i] = row
 	}
-	a.aggs = nil
+	if p.PrivatePartitions {
+		sup, sd, err := a.suppressed(kept)
+		if err != nil {
+			return nil, err
+		}
+		r.Suppressed, r.SuppressedNoiseStdDev = sup, sd
+	}
+	a.aggs, a.sel = nil, nil
 	return r, nil
+}
+
+// suppressed is the noisy number of partitions present in the bounded data
+// but not kept: a Laplace count of present partitions (a unit makes at most
+// L0 of them present) minus the kept ones, clamped at 0.
+func (a *Accumulator) suppressed(kept int64) (int64, float64, error) {
+	pr := a.prims[len(a.prims)-1] // suppressed_count, last by construction
+	c, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: pr.eps, MaxPartitionsContributed: pr.l0, Noise: noise.Laplace()})
+	if err != nil {
+		return 0, 0, privacyErr("suppressed count", err)
+	}
+	if c.IncrementBy(a.present) != nil {
+		return 0, 0, addErr("suppressed count")
+	}
+	n, err := c.Result()
+	if err != nil {
+		return 0, 0, privacyErr("suppressed count", err)
+	}
+	return max(n-kept, 0), pr.sd, nil
 }
 
 func finite(xs ...float64) bool {

@@ -295,7 +295,7 @@ func TestReleaseShape(t *testing.T) {
 					t.Errorf("JSON lacks %s: %s", key, b)
 				}
 			}
-			if strings.Contains(strings.ToLower(string(b)), "nan") || strings.Contains(strings.ToLower(string(b)), "inf") {
+			if lb := strings.ToLower(string(b)); strings.Contains(lb, ":nan") || strings.Contains(lb, "inf,") || strings.Contains(lb, "inf}") {
 				t.Errorf("JSON contains a non-finite value: %s", b)
 			}
 			var back Release

@@ -3,6 +3,8 @@ package enclave
 import (
 	"fmt"
 	"math"
+	"sort"
+	"strconv"
 
 	"github.com/google/differential-privacy/go/v3/dpagg"
 	"github.com/google/differential-privacy/go/v3/noise"
@@ -14,11 +16,20 @@ import (
 // raw value with probability ≥ 1 − alpha, so 0.05 gives a 95% interval.
 const ciAlpha = 0.05
 
-// partAgg is one public partition's DP aggregator. fold receives one privacy
-// unit's bounded contributions to the partition, once per unit.
+// quantileTreeHeight is the height of dpagg.BoundedQuantiles' tree (its
+// default): each contribution increments one counter per level.
+const quantileTreeHeight = dpagg.DefaultTreeHeight
+
+// maxUnitsSum bounds the exact sum of a grid primitive; beyond it the
+// accumulator fails rather than let the library's int64 sum wrap.
+const maxUnitsSum = 1 << 62
+
+// partAgg is one partition's DP aggregator. fold receives one privacy unit's
+// bounded contributions to the partition, once per unit; rows draws the
+// noise (once) and returns the partition's rows, Key left empty.
 type partAgg interface {
 	fold(s *slot) error
-	result() (Row, error)
+	rows() ([]Row, error)
 }
 
 func privacyErr(what string, err error) error {
@@ -27,213 +38,473 @@ func privacyErr(what string, err error) error {
 	return fmt.Errorf("%w: %s: %v", cove.ErrPrivacy, what, err)
 }
 
-// newPartAgg builds the aggregator for one partition of a valid spec.
-func newPartAgg(s Spec) (partAgg, error) {
-	l0, linf := int64(s.MaxPartitions), int64(s.MaxContributions)
-	switch s.Aggregate {
-	case Count:
-		// Laplace scale b = L0·L∞·1/ε, as noise.laplaceLambda computes it.
-		sd := math.Sqrt2 * float64(l0) * float64(linf) / s.Epsilon
-		if linf == 1 {
-			c, err := dpagg.NewCount(&dpagg.CountOptions{
-				Epsilon: s.Epsilon, MaxPartitionsContributed: l0, Noise: noise.Laplace(),
-			})
-			if err != nil {
-				return nil, privacyErr("count", err)
-			}
-			return &countAgg{c: c, sd: sd}, nil
-		}
-		// dpagg.Count does not expose MaxContributionsPerPartition; its doc
-		// sends multi-contribution counts to BoundedSumInt64. Each unit adds
-		// its kept count k ∈ [0, L∞]: L∞ sensitivity L∞, the same noise.
-		c, err := dpagg.NewBoundedSumInt64(&dpagg.BoundedSumInt64Options{
-			Epsilon: s.Epsilon, MaxPartitionsContributed: l0,
-			Lower: 0, Upper: linf, Noise: noise.Laplace(),
-		})
-		if err != nil {
-			return nil, privacyErr("count", err)
-		}
-		return &multiCountAgg{c: c, linf: linf, sd: sd}, nil
-	case Sum:
-		// BoundedSumFloat64 assumes one value per unit per partition, so a
-		// unit's ≤ L∞ kept values are pre-summed and the bounds scaled by L∞.
-		// The library's L∞ sensitivity is then max(|lo|, |hi|) =
-		// L∞·max(|Lower|, |Upper|), computed here from the same numbers.
-		lo, hi := s.Lower*float64(linf), s.Upper*float64(linf)
-		bs, err := dpagg.NewBoundedSumFloat64(&dpagg.BoundedSumFloat64Options{
-			Epsilon: s.Epsilon, MaxPartitionsContributed: l0,
-			Lower: lo, Upper: hi, Noise: noise.Laplace(),
-		})
-		if err != nil {
-			return nil, privacyErr("sum", err)
-		}
-		sd := math.Sqrt2 * float64(l0) * math.Max(math.Abs(lo), math.Abs(hi)) / s.Epsilon
-		return &sumAgg{s: bs, sd: sd}, nil
-	case Mean:
-		m, err := dpagg.NewBoundedMean(&dpagg.BoundedMeanOptions{
-			Epsilon: s.Epsilon, MaxPartitionsContributed: l0, MaxContributionsPerPartition: linf,
-			Lower: s.Lower, Upper: s.Upper, Noise: noise.Laplace(),
-		})
-		if err != nil {
-			return nil, privacyErr("mean", err)
-		}
-		// The library's construction (dpagg/mean.go): ε/2 each for a count
-		// and for a sum of values shifted by mid into [−h, h], both with
-		// L0 and L∞ as given.
-		mid := s.Lower + (s.Upper-s.Lower)/2
-		h := s.Upper - mid
-		half := s.Epsilon / 2
-		return &meanAgg{
-			m:       m,
-			mid:     mid,
-			lower:   s.Lower,
-			upper:   s.Upper,
-			sdCount: math.Sqrt2 * float64(l0) * float64(linf) / half,
-			sdSum:   math.Sqrt2 * float64(l0) * float64(linf) * h / half,
-		}, nil
-	}
-	return nil, invalid("Aggregate %q is not one of count, sum, mean", s.Aggregate)
-}
-
 // addErr hides the library's message: it may quote the value.
 func addErr(what string) error {
 	return fmt.Errorf("%w: %s: the aggregator refused a contribution", cove.ErrPrivacy, what)
 }
 
+func noiseOf(pr primitive) noise.Noise {
+	if pr.gaussian {
+		return noise.Gaussian()
+	}
+	return noise.Laplace()
+}
+
+// intSum is one integer primitive: a dpagg.BoundedSumInt64 whose per-unit
+// input is clamped to [lo, hi] by the library, with an exact running total
+// kept on the side to refuse int64 overflow.
+type intSum struct {
+	pr    primitive
+	s     *dpagg.BoundedSumInt64
+	total int64
+	noisy int64
+}
+
+func newIntSum(pr primitive, lo, hi int64) (*intSum, error) {
+	s, err := dpagg.NewBoundedSumInt64(&dpagg.BoundedSumInt64Options{
+		Epsilon: pr.eps, Delta: pr.delta, MaxPartitionsContributed: pr.l0,
+		Lower: lo, Upper: hi, Noise: noiseOf(pr),
+	})
+	if err != nil {
+		return nil, privacyErr(pr.name, err)
+	}
+	return &intSum{pr: pr, s: s}, nil
+}
+
+func (a *intSum) add(v int64) error {
+	t := a.total + v // |v| ≤ 2^61 (MaxGridSteps·MaxBound), |total| ≤ 2^62: no wrap
+	if t > maxUnitsSum || t < -maxUnitsSum {
+		return fmt.Errorf("%w: enclave: %s exceeds 2^62 grid units: declare a coarser Granularity", cove.ErrLimit, a.pr.name)
+	}
+	a.total = t
+	if a.s.Add(v) != nil {
+		return addErr(a.pr.name)
+	}
+	return nil
+}
+
+func (a *intSum) result() (int64, error) {
+	v, err := a.s.Result()
+	if err != nil {
+		return 0, privacyErr(a.pr.name, err)
+	}
+	a.noisy = v
+	return v, nil
+}
+
+// ci is the library's interval for the raw sum, in the primitive's units.
+func (a *intSum) ci(alpha float64) (noise.ConfidenceInterval, error) {
+	ci, err := a.s.ComputeConfidenceInterval(alpha)
+	if err != nil {
+		return ci, privacyErr(a.pr.name+" confidence interval", err)
+	}
+	return ci, nil
+}
+
+// newPartAgg builds the aggregator for one partition of a valid plan; prims
+// are p.primitives().
+func newPartAgg(p *plan, prims []primitive) (partAgg, error) {
+	linf := int64(p.MaxContributions)
+	switch p.Aggregate {
+	case Count:
+		// dpagg.Count does not expose MaxContributionsPerPartition; its doc
+		// sends multi-contribution counts to BoundedSumInt64. Each unit adds
+		// its kept count k ∈ [0, L∞]; for L∞ = 1 this is exactly a Count.
+		c, err := newIntSum(prims[0], 0, linf)
+		if err != nil {
+			return nil, err
+		}
+		return &countAgg{c: c, linf: uint64(linf)}, nil
+	case Sum:
+		// A unit's ≤ L∞ values are pre-summed in grid units: the per-unit
+		// total lies in [L∞·min(lo, 0), L∞·max(hi, 0)], whose larger
+		// magnitude is prims[0].linf.
+		s, err := newIntSum(prims[0], linf*min(p.loU, 0), linf*max(p.hiU, 0))
+		if err != nil {
+			return nil, err
+		}
+		return &sumAgg{p: p, s: s}, nil
+	case Mean:
+		midU, h := p.mid()
+		c, err := newIntSum(prims[0], 0, linf)
+		if err != nil {
+			return nil, err
+		}
+		s, err := newIntSum(prims[1], -linf*h, linf*h)
+		if err != nil {
+			return nil, err
+		}
+		return &meanAgg{p: p, c: c, s: s, midU: midU}, nil
+	case Variance, StdDev:
+		midU, h := p.mid()
+		c, err := newIntSum(prims[0], 0, linf)
+		if err != nil {
+			return nil, err
+		}
+		s, err := newIntSum(prims[1], -linf*h, linf*h)
+		if err != nil {
+			return nil, err
+		}
+		q, err := newIntSum(prims[2], 0, int64(prims[2].linf))
+		if err != nil {
+			return nil, err
+		}
+		return &varAgg{p: p, c: c, s: s, q: q, midU: midU, shift: math.Ldexp(1, p.sqShift())}, nil
+	case Quantiles:
+		bq, err := dpagg.NewBoundedQuantiles(&dpagg.BoundedQuantilesOptions{
+			Epsilon: prims[0].eps, Delta: prims[0].delta,
+			MaxPartitionsContributed: int64(p.MaxPartitions), MaxContributionsPerPartition: linf,
+			Lower: p.lower, Upper: p.upper, Noise: noiseOf(prims[0]),
+			TreeHeight: quantileTreeHeight,
+		})
+		if err != nil {
+			return nil, privacyErr("quantiles", err)
+		}
+		return &quantAgg{q: bq, ranks: p.Ranks}, nil
+	case Histogram:
+		h := &histAgg{edges: p.Buckets, cells: make([]*intSum, len(p.Buckets)-1), k: make([]int64, len(p.Buckets)-1)}
+		for i := range h.cells {
+			c, err := newIntSum(prims[0], 0, linf)
+			if err != nil {
+				return nil, err
+			}
+			h.cells[i] = c
+		}
+		return h, nil
+	}
+	return nil, invalid("Aggregate %q is not supported", p.Aggregate)
+}
+
+// snap maps a clamped value to its nearest grid point, in grid units.
+func (p *plan) snap(v float64) int64 {
+	return min(max(int64(math.Round(v/p.gran)), p.loU), p.hiU)
+}
+
+// onGrid rounds x to the nearest multiple of the grid step: exact, since the
+// step is a power of two.
+func (p *plan) onGrid(x float64) float64 {
+	return math.Round(x/p.gran) * p.gran
+}
+
 type countAgg struct {
-	c  *dpagg.Count
-	sd float64
+	c    *intSum
+	linf uint64
 }
 
 func (a *countAgg) fold(s *slot) error {
-	if s.seen == 0 {
-		return nil
-	}
-	if a.c.Increment() != nil {
-		return addErr("count")
-	}
-	return nil
+	return a.c.add(int64(min(s.seen, a.linf))) // the reservoir's size
 }
 
-func (a *countAgg) result() (Row, error) {
-	v, err := a.c.Result()
+func (a *countAgg) rows() ([]Row, error) {
+	v, err := a.c.result()
 	if err != nil {
-		return Row{}, privacyErr("count", err)
+		return nil, err
 	}
-	ci, err := a.c.ComputeConfidenceInterval(ciAlpha)
+	ci, err := a.c.ci(ciAlpha)
 	if err != nil {
-		return Row{}, privacyErr("count confidence interval", err)
+		return nil, err
 	}
-	return Row{Value: float64(v), NoiseStdDev: a.sd, CILow: ci.LowerBound, CIHigh: ci.UpperBound}, nil
-}
-
-type multiCountAgg struct {
-	c    *dpagg.BoundedSumInt64
-	linf int64
-	sd   float64
-}
-
-func (a *multiCountAgg) fold(s *slot) error {
-	k := int64(min(s.seen, uint64(a.linf))) // the reservoir's size
-	if a.c.Add(k) != nil {
-		return addErr("count")
-	}
-	return nil
-}
-
-func (a *multiCountAgg) result() (Row, error) {
-	v, err := a.c.Result()
-	if err != nil {
-		return Row{}, privacyErr("count", err)
-	}
-	ci, err := a.c.ComputeConfidenceInterval(ciAlpha)
-	if err != nil {
-		return Row{}, privacyErr("count confidence interval", err)
-	}
-	return Row{Value: float64(v), NoiseStdDev: a.sd, CILow: ci.LowerBound, CIHigh: ci.UpperBound}, nil
+	return []Row{{Value: float64(v), NoiseStdDev: a.c.pr.sd, CILow: ci.LowerBound, CIHigh: ci.UpperBound}}, nil
 }
 
 type sumAgg struct {
-	s  *dpagg.BoundedSumFloat64
-	sd float64
+	p *plan
+	s *intSum
 }
 
 func (a *sumAgg) fold(s *slot) error {
-	var t float64
+	var t int64
 	for _, v := range s.vals {
-		t += v
+		t += a.p.snap(v)
 	}
-	if a.s.Add(t) != nil {
-		return addErr("sum")
-	}
-	return nil
+	return a.s.add(t)
 }
 
-func (a *sumAgg) result() (Row, error) {
-	v, err := a.s.Result()
+func (a *sumAgg) rows() ([]Row, error) {
+	v, err := a.s.result()
 	if err != nil {
-		return Row{}, privacyErr("sum", err)
+		return nil, err
 	}
-	ci, err := a.s.ComputeConfidenceInterval(ciAlpha)
+	ci, err := a.s.ci(ciAlpha)
 	if err != nil {
-		return Row{}, privacyErr("sum confidence interval", err)
+		return nil, err
 	}
-	return Row{Value: v, NoiseStdDev: a.sd, CILow: ci.LowerBound, CIHigh: ci.UpperBound}, nil
+	g := a.p.gran
+	// float64(v) is an integer and g a power of two: the product is an
+	// exact multiple of g.
+	return []Row{{Value: float64(v) * g, NoiseStdDev: a.s.pr.sd * g, CILow: ci.LowerBound * g, CIHigh: ci.UpperBound * g}}, nil
 }
 
+// meanAgg is a mean on the grid: a noisy count C̃ (ε/2, δ/2) and a noisy sum
+// S̃ of values normalized to t = x − mid in grid units (ε/2, δ/2), the
+// construction of dpagg.BoundedMean with integer sums. The released mean is
+// mid + S̃/max(1, C̃), clamped to [Lower, Upper] and rounded to the grid:
+// post-processing, so the grid costs no privacy.
 type meanAgg struct {
-	m                 *dpagg.BoundedMean
-	mid, lower, upper float64
-	sdCount, sdSum    float64 // σ of the library's count and normalized-sum noise
+	p    *plan
+	c, s *intSum
+	midU int64
 }
 
 func (a *meanAgg) fold(s *slot) error {
+	var t int64
 	for _, v := range s.vals {
-		if a.m.Add(v) != nil {
-			return addErr("mean")
+		t += a.p.snap(v) - a.midU
+	}
+	if err := a.c.add(int64(len(s.vals))); err != nil {
+		return err
+	}
+	return a.s.add(t)
+}
+
+// ciSplits is how many ways of splitting alpha between numerator and
+// denominator the mean's interval tries (the library tries 999; every split
+// gives a valid interval, the tightest is kept).
+const ciSplits = 100
+
+func (a *meanAgg) rows() ([]Row, error) {
+	c, err := a.c.result()
+	if err != nil {
+		return nil, err
+	}
+	s, err := a.s.result()
+	if err != nil {
+		return nil, err
+	}
+	p := a.p
+	g, mid := p.gran, float64(a.midU)*p.gran
+	n := math.Max(1, float64(c))
+	v := p.onGrid(min(max(mid+float64(s)*g/n, p.lower), p.upper))
+
+	lo, hi := math.Inf(-1), math.Inf(1)
+	for i := 1; i < ciSplits; i++ {
+		aNum := float64(i) / ciSplits * ciAlpha
+		aDen := (ciAlpha - aNum) / (1 - aNum) // (1 − α) = (1 − aNum)(1 − aDen)
+		num, err := a.s.ci(aNum)
+		if err != nil {
+			return nil, err
+		}
+		den, err := a.c.ci(aDen)
+		if err != nil {
+			return nil, err
+		}
+		l, h := ratioInterval(num.LowerBound*g, num.UpperBound*g, math.Max(den.LowerBound, 1), math.Max(den.UpperBound, 1))
+		l = min(max(l+mid, p.lower), p.upper)
+		h = min(max(h+mid, p.lower), p.upper)
+		if i == 1 || h-l < hi-lo {
+			lo, hi = l, h
+		}
+	}
+	return []Row{{Value: v, NoiseStdDev: a.sd(v, n), CILow: lo, CIHigh: hi}}, nil
+}
+
+// ratioInterval bounds x/y for x in [xl, xh] and y in [yl, yh], 0 < yl ≤ yh
+// (dpagg.BoundedMean's rule).
+func ratioInterval(xl, xh, yl, yh float64) (float64, float64) {
+	var l, h float64
+	if xl >= 0 {
+		l = xl / yh
+	} else {
+		l = xl / yl
+	}
+	if xh >= 0 {
+		h = xh / yl
+	} else {
+		h = xh / yh
+	}
+	return l, h
+}
+
+// sd approximates the standard deviation of the released mean mid + S̃/C̃
+// to first order (delta method) around the released values, with
+// n = max(1, C̃) standing in for the true count and v − mid for S/C:
+//
+//	σ ≈ √(σ_S² + (v − mid)²·σ_C²) / n
+//
+// capped at (Upper − Lower)/2, the largest standard deviation any value
+// clamped to [Lower, Upper] can have. Good when n is large against σ_C,
+// pessimistic (capped) when the count is mostly noise.
+func (a *meanAgg) sd(v, n float64) float64 {
+	sdS, sdC := a.s.pr.sd*a.p.gran, a.c.pr.sd
+	d := v - float64(a.midU)*a.p.gran
+	return math.Min(math.Sqrt(sdS*sdS+d*d*sdC*sdC)/n, (a.p.upper-a.p.lower)/2)
+}
+
+// varAgg computes variance (and stddev) on the grid like dpagg.BoundedVariance,
+// with integer sums: a noisy count, a noisy sum of t = x − mid and a noisy sum
+// of t² (in units of shift grid units², so that it fits an int64), ε/3 and
+// δ/3 each. var = m2 − m1², clamped to [0, (Upper − Lower)²/4].
+type varAgg struct {
+	p       *plan
+	c, s, q *intSum
+	midU    int64
+	shift   float64
+}
+
+func (a *varAgg) sq(t int64) int64 {
+	return int64(math.Round(float64(t) * float64(t) / a.shift))
+}
+
+func (a *varAgg) fold(s *slot) error {
+	var t1, t2 int64
+	for _, v := range s.vals {
+		t := a.p.snap(v) - a.midU
+		t1 += t
+		t2 += a.sq(t)
+	}
+	if err := a.c.add(int64(len(s.vals))); err != nil {
+		return err
+	}
+	if err := a.s.add(t1); err != nil {
+		return err
+	}
+	return a.q.add(t2)
+}
+
+func (a *varAgg) rows() ([]Row, error) {
+	c, err := a.c.result()
+	if err != nil {
+		return nil, err
+	}
+	s1, err := a.s.result()
+	if err != nil {
+		return nil, err
+	}
+	s2, err := a.q.result()
+	if err != nil {
+		return nil, err
+	}
+	p := a.p
+	g, gq := p.gran, p.gran*p.gran*a.shift
+	maxVar := (p.upper - p.lower) * (p.upper - p.lower) / 4
+	n := math.Max(1, float64(c))
+	m1, m2 := float64(s1)*g/n, float64(s2)*gq/n
+	v := min(max(m2-m1*m1, 0), maxVar)
+
+	// σ of V = S2/C − (S1/C)² to first order: ∂V/∂S2 = 1/C,
+	// ∂V/∂S1 = −2·m1/C, ∂V/∂C = (2·m1² − m2)/C.
+	sdC, sdS1, sdS2 := a.c.pr.sd, a.s.pr.sd*g, a.q.pr.sd*gq
+	sdV := math.Sqrt(sdS2*sdS2+4*m1*m1*sdS1*sdS1+(2*m1*m1-m2)*(2*m1*m1-m2)*sdC*sdC) / n
+	sdV = math.Min(sdV, maxVar)
+
+	// 95% interval by the union bound: each part's library interval at α/3,
+	// combined by interval arithmetic.
+	cc, err := a.c.ci(ciAlpha / 3)
+	if err != nil {
+		return nil, err
+	}
+	c1, err := a.s.ci(ciAlpha / 3)
+	if err != nil {
+		return nil, err
+	}
+	c2, err := a.q.ci(ciAlpha / 3)
+	if err != nil {
+		return nil, err
+	}
+	cl, ch := math.Max(cc.LowerBound, 1), math.Max(cc.UpperBound, 1)
+	m1l, m1h := ratioInterval(c1.LowerBound*g, c1.UpperBound*g, cl, ch)
+	m2l, m2h := ratioInterval(math.Max(c2.LowerBound, 0)*gq, math.Max(c2.UpperBound, 0)*gq, cl, ch)
+	sql, sqh := m1l*m1l, m1h*m1h
+	if sql > sqh {
+		sql, sqh = sqh, sql
+	}
+	if m1l <= 0 && m1h >= 0 {
+		sql = 0
+	}
+	lo := min(max(m2l-sqh, 0), maxVar)
+	hi := min(max(m2h-sql, 0), maxVar)
+
+	if p.Aggregate == StdDev {
+		sd := math.Sqrt(v)
+		sdSD := (p.upper - p.lower) / 2
+		if sd > 0 {
+			sdSD = math.Min(sdV/(2*sd), sdSD)
+		}
+		return []Row{{Value: sd, NoiseStdDev: sdSD, CILow: math.Sqrt(lo), CIHigh: math.Sqrt(hi)}}, nil
+	}
+	return []Row{{Value: v, NoiseStdDev: sdV, CILow: lo, CIHigh: hi}}, nil
+}
+
+type quantAgg struct {
+	q     *dpagg.BoundedQuantiles
+	ranks []float64
+}
+
+func (a *quantAgg) fold(s *slot) error {
+	for _, v := range s.vals {
+		if a.q.Add(v) != nil {
+			return addErr("quantiles")
 		}
 	}
 	return nil
 }
 
-// pointAlpha makes the count's confidence interval collapse onto the noisy
-// count: its half-width λ·ln(1/pointAlpha) rounds to 0 for λ < 5·10^8.
-const pointAlpha = 1 - 1e-9
-
-func (a *meanAgg) result() (Row, error) {
-	v, err := a.m.Result()
-	if err != nil {
-		return Row{}, privacyErr("mean", err)
+func (a *quantAgg) rows() ([]Row, error) {
+	rows := make([]Row, len(a.ranks))
+	for i, r := range a.ranks {
+		v, err := a.q.Result(r)
+		if err != nil {
+			return nil, privacyErr("quantiles", err)
+		}
+		rank := r
+		rows[i] = Row{Rank: &rank, Value: v, NoCI: true}
 	}
-	ci, err := a.m.ComputeConfidenceInterval(ciAlpha)
-	if err != nil {
-		return Row{}, privacyErr("mean confidence interval", err)
-	}
-	// The noisy count the library divided by, recovered without reading its
-	// private state: Result() has been called, so the count's own interval
-	// is available, and at pointAlpha it is [c̃, c̃] (clamped at 0). This is
-	// post-processing of released noise and spends no budget.
-	cci, err := a.m.Count.ComputeConfidenceInterval(pointAlpha)
-	if err != nil {
-		return Row{}, privacyErr("mean count", err)
-	}
-	n := math.Max(1, math.Round((cci.LowerBound+cci.UpperBound)/2))
-	return Row{Value: v, NoiseStdDev: a.meanSD(v, n), CILow: ci.LowerBound, CIHigh: ci.UpperBound}, nil
+	return rows, nil
 }
 
-// meanSD approximates the standard deviation of the released mean
-// mid + S̃/max(1, C̃), where S̃ and C̃ are the library's noisy normalized sum and
-// count with Laplace σ sdSum and sdCount. First-order (delta method) around
-// the released values, with n = max(1, C̃) standing in for the true count and
-// v − mid for S/C:
-//
-//	σ ≈ √(sdSum² + (v − mid)²·sdCount²) / n
-//
-// capped at (Upper − Lower)/2, the largest standard deviation any value
-// clamped to [Lower, Upper] can have. It is an approximation: good when n is
-// large against sdCount, pessimistic (capped) when the count is mostly noise.
-func (a *meanAgg) meanSD(v, n float64) float64 {
-	d := v - a.mid
-	sd := math.Sqrt(a.sdSum*a.sdSum+d*d*a.sdCount*a.sdCount) / n
-	return math.Min(sd, (a.upper-a.lower)/2)
+// histAgg counts contributions per bucket: one integer primitive per bucket.
+type histAgg struct {
+	edges []float64
+	cells []*intSum
+	k     []int64 // scratch: one unit's counts per bucket
 }
+
+// bucket returns the index of the bucket holding v, v clamped to the edges.
+func bucket(edges []float64, v float64) int {
+	i := sort.SearchFloat64s(edges, v) // first edge ≥ v
+	if i < len(edges) && edges[i] == v {
+		i++ // v starts bucket i
+	}
+	return min(max(i-1, 0), len(edges)-2)
+}
+
+func (a *histAgg) fold(s *slot) error {
+	clear(a.k)
+	for _, v := range s.vals {
+		a.k[bucket(a.edges, v)]++
+	}
+	for i, k := range a.k {
+		if k == 0 {
+			continue
+		}
+		if err := a.cells[i].add(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *histAgg) rows() ([]Row, error) {
+	rows := make([]Row, len(a.cells))
+	for i, c := range a.cells {
+		v, err := c.result()
+		if err != nil {
+			return nil, err
+		}
+		ci, err := c.ci(ciAlpha)
+		if err != nil {
+			return nil, err
+		}
+		closing := ")"
+		if i == len(a.cells)-1 {
+			closing = "]"
+		}
+		rows[i] = Row{
+			Bucket: "[" + fmtEdge(a.edges[i]) + ", " + fmtEdge(a.edges[i+1]) + closing,
+			Value:  float64(v), NoiseStdDev: c.pr.sd, CILow: ci.LowerBound, CIHigh: ci.UpperBound,
+		}
+	}
+	return rows, nil
+}
+
+func fmtEdge(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
