@@ -98,6 +98,35 @@ func (e *Engine) instantiateHost(ctx context.Context) error {
 		stop(st.Emit(memOf(m), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2]),
 			api.DecodeU32(stack[3]), api.DecodeU32(stack[4])))
 	})
+	u := api.DecodeU32
+	def(abi.ImportKFilter, func(ctx context.Context, m api.Module, stack []uint64) {
+		h, err := stateOf(ctx).KFilter(memOf(m), u(stack[0]), u(stack[1]), u(stack[2]), u(stack[3]), u(stack[4]))
+		stop(err)
+		stack[0] = api.EncodeU32(h)
+	})
+	def(abi.ImportKBucket, func(ctx context.Context, m api.Module, stack []uint64) {
+		h, err := stateOf(ctx).KBucket(memOf(m), u(stack[0]), u(stack[1]), u(stack[2]))
+		stop(err)
+		stack[0] = api.EncodeU32(h)
+	})
+	def(abi.ImportKEmit, func(ctx context.Context, m api.Module, stack []uint64) {
+		stop(stateOf(ctx).KEmit(u(stack[0]), u(stack[1]), u(stack[2])))
+	})
+	def(abi.ImportKSelect, func(ctx context.Context, m api.Module, stack []uint64) {
+		h, err := stateOf(ctx).KSelect(memOf(m), u(stack[0]), u(stack[1]))
+		stop(err)
+		stack[0] = api.EncodeU32(h)
+	})
+	def(abi.ImportKLen, func(ctx context.Context, m api.Module, stack []uint64) {
+		n, err := stateOf(ctx).KLen(u(stack[0]))
+		stop(err)
+		stack[0] = api.EncodeU32(n)
+	})
+	def(abi.ImportKRead, func(ctx context.Context, m api.Module, stack []uint64) {
+		n, err := stateOf(ctx).KRead(memOf(m), u(stack[0]), u(stack[1]), u(stack[2]), u(stack[3]), u(stack[4]))
+		stop(err)
+		stack[0] = api.EncodeU32(n)
+	})
 	_, err := b.Instantiate(ctx)
 	return err
 }
@@ -131,8 +160,8 @@ func memOf(m api.Module) []byte {
 	return b
 }
 
-// Module is a compiled guest module. It is safe for concurrent use.
-type Module struct {
+// module is a compiled guest module.
+type module struct {
 	e        *Engine
 	compiled wazero.CompiledModule
 }
@@ -141,7 +170,7 @@ type Module struct {
 // cove.ErrLimit, a module over the size limit and, with cove.ErrInvalid, a
 // module that does not decode, imports anything outside ABI v1 (all
 // offending imports are listed) or lacks an ABI v1 export.
-func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
+func (e *Engine) Compile(ctx context.Context, wasm []byte) (Module, error) {
 	if len(wasm) > e.cfg.maxModuleBytes {
 		return nil, fmt.Errorf("%w: module of %d bytes exceeds %d bytes", cove.ErrLimit, len(wasm), e.cfg.maxModuleBytes)
 	}
@@ -153,7 +182,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 		_ = compiled.Close(ctx)
 		return nil, fmt.Errorf("%w: module breaks ABI v%d: %s", cove.ErrInvalid, abi.Version, strings.Join(problems, "; "))
 	}
-	return &Module{e: e, compiled: compiled}, nil
+	return &module{e: e, compiled: compiled}, nil
 }
 
 // check lists everything in m's imports and exports that ABI v1 refuses.
@@ -216,13 +245,12 @@ func sameSig(want abi.Signature, f api.FunctionDefinition) bool {
 }
 
 // Close releases the compiled code. Instances already made keep working.
-func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
+func (m *module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
 
-// Instance is one running guest with its memory, interned keys and emit
-// count. Its methods must not be called concurrently (they serialize).
-// After any failure the instance is closed and refuses further batches.
-type Instance struct {
-	m      *Module
+// instance is one running guest with its memory, interned keys and emit
+// count.
+type instance struct {
+	m      *module
 	mod    api.Module
 	state  *abi.State
 	alloc  api.Function
@@ -235,7 +263,7 @@ type Instance struct {
 // manifest's outputs, in order: Emission.Output indexes them). It runs the
 // guest's _initialize (its Go init functions) under ctx and checks the
 // guest's ABI version.
-func (m *Module) Instantiate(ctx context.Context, outputs []string) (*Instance, error) {
+func (m *module) Instantiate(ctx context.Context, outputs []string) (Instance, error) {
 	e := m.e
 	st := abi.NewState(abi.Limits{
 		MaxEmits:         e.cfg.maxEmits,
@@ -254,7 +282,7 @@ func (m *Module) Instantiate(ctx context.Context, outputs []string) (*Instance, 
 	} else {
 		mc = mc.WithStdout(io.Discard).WithStderr(io.Discard)
 	}
-	i := &Instance{m: m, state: st}
+	i := &instance{m: m, state: st}
 	callCtx := context.WithValue(ctx, stateKey{}, st)
 	mod, err := e.rt.InstantiateModule(callCtx, m.compiled, mc)
 	if err != nil {
@@ -287,20 +315,8 @@ func (m *Module) Instantiate(ctx context.Context, outputs []string) (*Instance, 
 	return i, nil
 }
 
-func (i *Instance) classify(ctx context.Context, phase string, err error) error {
+func (i *instance) classify(ctx context.Context, phase string, err error) error {
 	return i.m.e.classify(ctx, phase, i.state, i.mod.Memory(), err)
-}
-
-// Emission is one emit call of the guest: contribution j adds Values[j] to
-// key Keys[j] of output Output (an index into Instantiate's outputs), on
-// behalf of the privacy unit of row Rows[j] of the batch. The slices are
-// views into guest memory, valid only during the callback; copy what you
-// keep.
-type Emission struct {
-	Output int
-	Rows   []uint32
-	Keys   []uint32
-	Values []float64
 }
 
 // ProcessBatch hands rec to the guest: the host asks the guest for one
@@ -309,7 +325,7 @@ type Emission struct {
 // sent as they are: project first. An error from emit stops the guest and
 // is returned unchanged. Any failure closes the instance: a caller must then
 // drop every emission the instance made.
-func (i *Instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit func(Emission) error) error {
+func (i *instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit func(Emission) error) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.failed != nil {
@@ -323,7 +339,7 @@ func (i *Instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit
 	return err
 }
 
-func (i *Instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit func(Emission) error) error {
+func (i *instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit func(Emission) error) error {
 	size, err := abi.RegionSize(rec)
 	if err != nil {
 		var u *abi.Unsupported
@@ -352,7 +368,7 @@ func (i *Instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit
 	if err := abi.Encode(region, rec); err != nil {
 		return fmt.Errorf("wasm: encode batch: %w", err)
 	}
-	i.state.BeginBatch(uint32(rec.NumRows()), func(out int, rows, keys []uint32, values []float64) error {
+	i.state.BeginBatch(rec, func(out int, rows, keys []uint32, values []float64) error {
 		return emit(Emission{Output: out, Rows: rows, Keys: keys, Values: values})
 	})
 	defer i.state.EndBatch()
@@ -371,13 +387,13 @@ func (i *Instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit
 
 // KeyName returns the key the guest interned as id ("" if none). Keys are
 // derived from data: they belong to the enclave, like the values.
-func (i *Instance) KeyName(id uint32) string { return i.state.KeyName(id) }
+func (i *instance) KeyName(id uint32) string { return i.state.KeyName(id) }
 
 // Emits is the number of contributions the instance has emitted.
-func (i *Instance) Emits() int64 { return i.state.Emits() }
+func (i *instance) Emits() int64 { return i.state.Emits() }
 
 // Close ends the instance.
-func (i *Instance) Close(ctx context.Context) error {
+func (i *instance) Close(ctx context.Context) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.failed == nil {

@@ -69,7 +69,7 @@ func newEngine(t testing.TB, cfg wasm.Config) *wasm.Engine {
 	return e
 }
 
-func compile(t testing.TB, e *wasm.Engine, bin []byte) *wasm.Module {
+func compile(t testing.TB, e wasm.Runtime, bin []byte) wasm.Module {
 	t.Helper()
 	m, err := e.Compile(context.Background(), bin)
 	if err != nil {

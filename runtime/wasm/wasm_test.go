@@ -24,7 +24,7 @@ type contribution struct {
 	value    float64
 }
 
-func run(t testing.TB, inst *wasm.Instance, ctx context.Context, rec interface {
+func run(t testing.TB, inst wasm.Instance, ctx context.Context, rec interface {
 	NumRows() int64
 }, process func(func(wasm.Emission) error) error) ([]contribution, error) {
 	t.Helper()
@@ -118,7 +118,7 @@ func sortC(c []contribution) {
 }
 
 // checkGood shows the engine still runs a good guest.
-func checkGood(t *testing.T, e *wasm.Engine) {
+func checkGood(t *testing.T, e wasm.Runtime) {
 	t.Helper()
 	ctx := context.Background()
 	inst, err := compile(t, e, guest(t, "good")).Instantiate(ctx, []string{"sum", "count"})
@@ -251,7 +251,7 @@ func TestDeadlineOverrun(t *testing.T) {
 	var worst time.Duration
 	for _, c := range []struct {
 		name string
-		m    *wasm.Module
+		m    wasm.Module
 	}{{"go", goLoop}, {"asm", asmLoop}} {
 		for range 3 {
 			inst, err := c.m.Instantiate(context.Background(), []string{"out"})

@@ -22,10 +22,19 @@ const (
 	typeFloat64 = 3
 	typeUTF8    = 4
 	typeBool    = 5
+	typeDict    = 6 // dictionary-encoded utf8: i32 indices + a dictionary block
+	typeTSSec   = 7
+	typeTSMilli = 8
+	typeTSMicro = 9
+	typeTSNano  = 10
+	typeDate32  = 11
+	typeDate64  = 12
 )
 
 var typeNames = map[uint32]string{
 	typeInt64: "int64", typeInt32: "int32", typeFloat64: "float64", typeUTF8: "utf8", typeBool: "bool",
+	typeDict: "dictionary<utf8>", typeTSSec: "timestamp[s]", typeTSMilli: "timestamp[ms]",
+	typeTSMicro: "timestamp[us]", typeTSNano: "timestamp[ns]", typeDate32: "date32", typeDate64: "date64",
 }
 
 type column struct {
@@ -33,7 +42,8 @@ type column struct {
 	typ      uint32
 	validity []byte // nil: no nulls
 	values   []byte
-	data     []byte // utf8 only
+	data     []byte  // utf8: the bytes; dictionary: the dictionary's bytes
+	dictOffs []int32 // dictionary: its offsets
 }
 
 // Batch is one record batch: a number of rows and named, typed columns.
@@ -61,15 +71,29 @@ func (b *Batch) Columns() []string {
 func (b *Batch) Has(name string) bool { _, ok := b.byName[name]; return ok }
 
 func (b *Batch) column(name string, typ uint32) *column {
+	return b.columnOf(name, typ, typ)
+}
+
+// columnOf returns the column name, whose type must be in [lo, hi].
+func (b *Batch) columnOf(name string, lo, hi uint32) *column {
+	c := &b.columns[b.index(name)]
+	if c.typ < lo || c.typ > hi {
+		want := typeNames[lo]
+		if hi != lo {
+			want += " to " + typeNames[hi]
+		}
+		panic("guest: column " + q(name) + " is " + typeNames[c.typ] + ", not " + want)
+	}
+	return c
+}
+
+// index is the position of column name in the batch.
+func (b *Batch) index(name string) int {
 	i, ok := b.byName[name]
 	if !ok {
 		panic("guest: column " + q(name) + " is not in the batch")
 	}
-	c := &b.columns[i]
-	if c.typ != typ {
-		panic("guest: column " + q(name) + " is " + typeNames[c.typ] + ", not " + typeNames[typ])
-	}
-	return c
+	return i
 }
 
 // validity is an Arrow validity bitmap: bit i (LSB first) set means row i is
@@ -150,30 +174,74 @@ func (c Float64s) IsNull(i int) bool { return c.valid.isNull(i) }
 // Values is the whole column, nulls included as zeros, without copying.
 func (c Float64s) Values() []float64 { return c.values }
 
-// Strings is a view of a utf8 column.
+// Strings is a view of a utf8 column, plain or dictionary-encoded.
 type Strings struct {
-	offsets []int32
+	offsets []int32 // plain: per row; dictionary: per dictionary entry
 	data    []byte
+	index   []int32 // dictionary: the entry of each row; nil when plain
+	n       int
 	valid   validity
 }
 
-// String returns the utf8 column name; it panics if there is none.
+// String returns the utf8 column name, plain or dictionary-encoded; it
+// panics if there is none.
 func (b *Batch) String(name string) Strings {
-	c := b.column(name, typeUTF8)
-	return Strings{offsets: view[int32](c.values, b.rows+1), data: c.data, valid: c.validity}
+	c := b.columnOf(name, typeUTF8, typeDict)
+	if c.typ == typeUTF8 {
+		return Strings{offsets: view[int32](c.values, b.rows+1), data: c.data, n: b.rows, valid: c.validity}
+	}
+	return Strings{offsets: c.dictOffs, data: c.data, index: view[int32](c.values, b.rows), n: b.rows, valid: c.validity}
 }
 
 // Len is the number of rows.
-func (c Strings) Len() int { return len(c.offsets) - 1 }
+func (c Strings) Len() int { return c.n }
 
 // Value is row i's value ("" when null). It points into the batch region
 // without copying.
 func (c Strings) Value(i int) string {
-	start, end := c.offsets[i], c.offsets[i+1]
+	if c.index != nil {
+		if uint(i) >= uint(c.n) {
+			panic(rowRange(i, c.n))
+		}
+		return c.DictValue(int(c.index[i]))
+	}
+	return c.at(i)
+}
+
+func (c Strings) at(j int) string {
+	start, end := c.offsets[j], c.offsets[j+1]
 	if end <= start {
 		return ""
 	}
 	return unsafe.String(&c.data[start], int(end-start))
+}
+
+// IsDict reports whether the column is dictionary-encoded: each row holds
+// an index into a dictionary of distinct strings.
+func (c Strings) IsDict() bool { return c.index != nil }
+
+// Index is row i's dictionary index (-1 for a plain column).
+func (c Strings) Index(i int) int {
+	if c.index == nil {
+		return -1
+	}
+	return int(c.index[i])
+}
+
+// DictLen is the number of dictionary entries (0 for a plain column).
+func (c Strings) DictLen() int {
+	if c.index == nil {
+		return 0
+	}
+	return len(c.offsets) - 1
+}
+
+// DictValue is dictionary entry j ("" when out of range).
+func (c Strings) DictValue(j int) string {
+	if uint(j) >= uint(len(c.offsets)-1) || c.index == nil {
+		return ""
+	}
+	return c.at(j)
 }
 
 // IsNull reports whether row i is null.
@@ -205,6 +273,93 @@ func (c Bools) Value(i int) bool {
 
 // IsNull reports whether row i is null.
 func (c Bools) IsNull(i int) bool { return c.valid.isNull(i) }
+
+// TimeUnit is the unit of a timestamp column.
+type TimeUnit int
+
+// Timestamp units.
+const (
+	Second TimeUnit = iota
+	Millisecond
+	Microsecond
+	Nanosecond
+)
+
+// Timestamps is a view of a timestamp column: instants since the Unix epoch
+// (UTC) in the column's unit.
+type Timestamps struct {
+	values []int64
+	unit   TimeUnit
+	valid  validity
+}
+
+// Timestamp returns the timestamp column name (any unit); it panics if there
+// is none.
+func (b *Batch) Timestamp(name string) Timestamps {
+	c := b.columnOf(name, typeTSSec, typeTSNano)
+	return Timestamps{values: view[int64](c.values, b.rows), unit: TimeUnit(c.typ - typeTSSec), valid: c.validity}
+}
+
+// Len is the number of rows.
+func (c Timestamps) Len() int { return len(c.values) }
+
+// Unit is the unit of the values.
+func (c Timestamps) Unit() TimeUnit { return c.unit }
+
+// Value is row i's instant in the column's unit (zero when null).
+func (c Timestamps) Value(i int) int64 { return c.values[i] }
+
+// UnixSeconds is row i's instant in whole seconds (rounded down).
+func (c Timestamps) UnixSeconds(i int) int64 {
+	div := [...]int64{1, 1e3, 1e6, 1e9}[c.unit]
+	v := c.values[i]
+	q := v / div
+	if v%div < 0 {
+		q--
+	}
+	return q
+}
+
+// IsNull reports whether row i is null.
+func (c Timestamps) IsNull(i int) bool { return c.valid.isNull(i) }
+
+// Values is the whole column, nulls included as zeros, without copying.
+func (c Timestamps) Values() []int64 { return c.values }
+
+// Dates is a view of a date32 or date64 column.
+type Dates struct {
+	days32 []int32
+	ms64   []int64
+	valid  validity
+}
+
+// Date returns the date32 or date64 column name; it panics if there is none.
+func (b *Batch) Date(name string) Dates {
+	c := b.columnOf(name, typeDate32, typeDate64)
+	if c.typ == typeDate32 {
+		return Dates{days32: view[int32](c.values, b.rows), valid: c.validity}
+	}
+	return Dates{ms64: view[int64](c.values, b.rows), valid: c.validity}
+}
+
+// Len is the number of rows.
+func (c Dates) Len() int { return max(len(c.days32), len(c.ms64)) }
+
+// Days is row i's date in days since 1970-01-01 (zero when null).
+func (c Dates) Days(i int) int64 {
+	if c.days32 != nil || c.ms64 == nil {
+		return int64(c.days32[i])
+	}
+	v := c.ms64[i]
+	q := v / 86_400_000
+	if v%86_400_000 < 0 {
+		q--
+	}
+	return q
+}
+
+// IsNull reports whether row i is null.
+func (c Dates) IsNull(i int) bool { return c.valid.isNull(i) }
 
 // view reinterprets b as n values of T in place. The region is 8-aligned and
 // every buffer in it is 8-aligned (checked by decode), so the conversion is
@@ -263,10 +418,18 @@ func decode(region []byte) (*Batch, error) {
 		}
 		var want int
 		switch c.typ {
-		case typeInt64, typeFloat64:
+		case typeInt64, typeFloat64, typeTSSec, typeTSMilli, typeTSMicro, typeTSNano, typeDate64:
 			want = 8 * rows
-		case typeInt32:
+		case typeInt32, typeDate32:
 			want = 4 * rows
+		case typeDict:
+			want = 4 * rows
+			if c.data, err = sub(f(6), f(7), 8); err != nil {
+				return nil, err
+			}
+			if c.dictOffs, c.data, err = dictBlock(c.data); err != nil {
+				return nil, errors.New("guest: column " + q(c.name) + ": " + err.Error())
+			}
 		case typeBool:
 			want = bitmapLen
 		case typeUTF8:
@@ -281,13 +444,18 @@ func decode(region []byte) (*Batch, error) {
 			return nil, errors.New("guest: column " + q(c.name) + " has " + itoa(len(c.values)) + " value bytes, want " + itoa(want))
 		}
 		if c.typ == typeUTF8 {
-			offs := view[int32](c.values, rows+1)
-			prev := int32(0)
-			for _, o := range offs {
-				if o < prev || int(o) > len(c.data) {
-					return nil, errors.New("guest: column " + q(c.name) + " has bad utf8 offsets")
+			if !offsetsOK(view[int32](c.values, rows+1), len(c.data)) {
+				return nil, errors.New("guest: column " + q(c.name) + " has bad utf8 offsets")
+			}
+		}
+		if c.typ == typeDict {
+			n := int32(len(c.dictOffs) - 1)
+			for _, x := range view[int32](c.values, rows) {
+				if x < 0 || x >= n {
+					if x != 0 || n != 0 {
+						return nil, errors.New("guest: column " + q(c.name) + " has a dictionary index out of range")
+					}
 				}
-				prev = o
 			}
 		}
 		if _, dup := b.byName[c.name]; dup {
@@ -297,4 +465,37 @@ func decode(region []byte) (*Batch, error) {
 		b.columns[i] = c
 	}
 	return b, nil
+}
+
+func offsetsOK(offs []int32, n int) bool {
+	prev := int32(0)
+	for _, o := range offs {
+		if o < prev || int(o) > n {
+			return false
+		}
+		prev = o
+	}
+	return len(offs) > 0 && offs[0] == 0
+}
+
+// dictBlock splits a dictionary block: u32 count, u32 0, count+1 i32
+// offsets, then (8-aligned) the bytes.
+func dictBlock(b []byte) ([]int32, []byte, error) {
+	if len(b) < 8 {
+		return nil, nil, errors.New("dictionary block too short")
+	}
+	n := int(le.Uint32(b))
+	if n > (len(b)-8)/4-1 {
+		return nil, nil, errors.New("dictionary block too short for its entries")
+	}
+	offs := view[int32](b[8:], n+1)
+	start := (8 + 4*(n+1) + 7) &^ 7
+	if start > len(b) {
+		start = len(b)
+	}
+	data := b[start:]
+	if !offsetsOK(offs, len(data)) {
+		return nil, nil, errors.New("dictionary has bad offsets")
+	}
+	return offs, data, nil
 }

@@ -18,6 +18,13 @@ type host interface {
 	output(name string) uint32
 	key(k string) uint32
 	emit(output uint32, rows, keys []uint32, values []float64)
+	// Host kernels (docs/abi.md, "Host kernels").
+	kfilter(sel, col, op uint32, arg []byte) uint32
+	kbucket(sel uint32, cols []uint32) uint32
+	kemit(output, h, col uint32)
+	kselect(rows []uint32) uint32
+	klen(h uint32) uint32
+	kread(h, what, from uint32, dst []uint32) uint32
 }
 
 // flushAt bounds the contributions buffered per output before an early flush.

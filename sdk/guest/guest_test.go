@@ -127,3 +127,31 @@ func TestEmptyBatch(t *testing.T) {
 		t.Fatal(got, err)
 	}
 }
+
+func TestNewTypes(t *testing.T) {
+	var seen []string
+	_, err := guest.RunLocal(func(b *guest.Batch) error {
+		d, ts, dt := b.String("d"), b.Timestamp("ts"), b.Date("dt")
+		if !d.IsDict() || d.DictLen() != 2 || ts.Unit() != guest.Millisecond {
+			t.Errorf("dict %v %d unit %v", d.IsDict(), d.DictLen(), ts.Unit())
+		}
+		for i := 0; i < b.Len(); i++ {
+			if d.IsNull(i) {
+				seen = append(seen, "null")
+				continue
+			}
+			seen = append(seen, d.Value(i)+","+itoa(ts.UnixSeconds(i))+","+itoa(dt.Days(i)))
+		}
+		return nil
+	}, nil,
+		guest.LocalDictString("d", []string{"x", "yy"}, []int32{1, 0, 1}, []bool{true, false, true}),
+		guest.LocalTimestamp("ts", guest.Millisecond, []int64{1500, 0, -1500}, nil),
+		guest.LocalDate32("dt", []int32{19000, 0, -1}, nil),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(seen, "|"), "yy,1,19000|null|yy,-2,-1"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

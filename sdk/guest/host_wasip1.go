@@ -19,7 +19,45 @@ func coveKey(ptr unsafe.Pointer, n uint32) uint32
 //go:wasmimport cove emit
 func coveEmit(output uint32, rows, keys, values unsafe.Pointer, n uint32)
 
+//go:wasmimport cove k_filter
+func coveKFilter(sel, col, op uint32, arg unsafe.Pointer, n uint32) uint32
+
+//go:wasmimport cove k_bucket
+func coveKBucket(sel uint32, cols unsafe.Pointer, n uint32) uint32
+
+//go:wasmimport cove k_emit
+func coveKEmit(output, h, col uint32)
+
+//go:wasmimport cove k_select
+func coveKSelect(rows unsafe.Pointer, n uint32) uint32
+
+//go:wasmimport cove k_len
+func coveKLen(h uint32) uint32
+
+//go:wasmimport cove k_read
+func coveKRead(h, what, from uint32, dst unsafe.Pointer, n uint32) uint32
+
 type importHost struct{}
+
+func (importHost) kfilter(sel, col, op uint32, arg []byte) uint32 {
+	return coveKFilter(sel, col, op, unsafe.Pointer(unsafe.SliceData(arg)), uint32(len(arg)))
+}
+
+func (importHost) kbucket(sel uint32, cols []uint32) uint32 {
+	return coveKBucket(sel, unsafe.Pointer(unsafe.SliceData(cols)), uint32(len(cols)))
+}
+
+func (importHost) kemit(output, h, col uint32) { coveKEmit(output, h, col) }
+
+func (importHost) kselect(rows []uint32) uint32 {
+	return coveKSelect(unsafe.Pointer(unsafe.SliceData(rows)), uint32(len(rows)))
+}
+
+func (importHost) klen(h uint32) uint32 { return coveKLen(h) }
+
+func (importHost) kread(h, what, from uint32, dst []uint32) uint32 {
+	return coveKRead(h, what, from, unsafe.Pointer(unsafe.SliceData(dst)), uint32(len(dst)))
+}
 
 func wasmHost() host { return importHost{} }
 

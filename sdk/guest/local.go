@@ -3,6 +3,7 @@ package guest
 import (
 	"errors"
 	"math"
+	"strconv"
 	"sync"
 )
 
@@ -15,6 +16,7 @@ type LocalColumn struct {
 	fill   func(values []byte) // fixed-width and bool
 	stride int                 // bytes per value; 0 for bool and utf8
 	strs   []string
+	dict   []string // dictionary columns: the dictionary (values are indices)
 }
 
 // LocalInt64 is an int64 column; valid (nil: all valid) marks non-null rows.
@@ -60,6 +62,30 @@ func LocalString(name string, values []string, valid []bool) LocalColumn {
 	return LocalColumn{name: name, typ: typeUTF8, n: len(values), valid: valid, strs: values}
 }
 
+// LocalDictString is a dictionary-encoded utf8 column: row i is
+// dict[index[i]]; valid (nil: all valid) marks non-null rows.
+func LocalDictString(name string, dict []string, index []int32, valid []bool) LocalColumn {
+	c := LocalInt32(name, index, valid)
+	c.typ, c.dict = typeDict, dict
+	return c
+}
+
+// LocalTimestamp is a timestamp column of values in unit since the Unix
+// epoch; valid (nil: all valid) marks non-null rows.
+func LocalTimestamp(name string, unit TimeUnit, values []int64, valid []bool) LocalColumn {
+	c := LocalInt64(name, values, valid)
+	c.typ = typeTSSec + uint32(unit)
+	return c
+}
+
+// LocalDate32 is a date32 column of days since 1970-01-01; valid (nil: all
+// valid) marks non-null rows.
+func LocalDate32(name string, days []int32, valid []bool) LocalColumn {
+	c := LocalInt32(name, days, valid)
+	c.typ = typeDate32
+	return c
+}
+
 // Contribution is one contribution a handler made under RunLocal.
 type Contribution struct {
 	Output string
@@ -87,6 +113,7 @@ func RunLocal(handler Handler, outputs []string, cols ...LocalColumn) ([]Contrib
 		fh.rows = cols[0].n
 	}
 	st := newState(fh)
+	fh.st = st
 	st.handler = handler
 	saved := cur
 	cur = st
@@ -132,6 +159,12 @@ func encodeLocal(cols []LocalColumn) ([]byte, error) {
 		case typeUTF8:
 			size += align(4 * (rows + 1))
 			for _, s := range c.strs {
+				size += len(s)
+			}
+			size = align(size)
+		case typeDict:
+			size += align(4*rows) + align(8+4*(len(c.dict)+1))
+			for _, s := range c.dict {
 				size += len(s)
 			}
 			size = align(size)
@@ -183,6 +216,24 @@ func encodeLocal(cols []LocalColumn) ([]byte, error) {
 			le.PutUint32(region[off+4*rows:], uint32(pos))
 			put(7, pos)
 			off = align(data + pos)
+		case typeDict:
+			put(5, 4*rows)
+			c.fill(region[off : off+4*rows])
+			off += align(4 * rows)
+			put(6, off)
+			start := off
+			le.PutUint32(region[off:], uint32(len(c.dict)))
+			off += 8
+			data := align(off + 4*(len(c.dict)+1))
+			pos := 0
+			for j, s := range c.dict {
+				le.PutUint32(region[off+4*j:], uint32(pos))
+				copy(region[data+pos:], s)
+				pos += len(s)
+			}
+			le.PutUint32(region[off+4*len(c.dict):], uint32(pos))
+			put(7, data+pos-start)
+			off = align(data + pos)
 		default:
 			put(5, c.stride*rows)
 			c.fill(region[off : off+c.stride*rows])
@@ -197,7 +248,15 @@ type fakeHost struct {
 	outputs []string
 	rows    int
 	keys    []string
+	keyIDs  map[string]uint32
 	out     []Contribution
+	st      *state
+	handles []fakeVec
+}
+
+type fakeVec struct {
+	rows, keys []uint32
+	grouped    bool
 }
 
 func (h *fakeHost) output(name string) uint32 {
@@ -210,8 +269,226 @@ func (h *fakeHost) output(name string) uint32 {
 }
 
 func (h *fakeHost) key(k string) uint32 {
+	if id, ok := h.keyIDs[k]; ok {
+		return id
+	}
+	if h.keyIDs == nil {
+		h.keyIDs = map[string]uint32{}
+	}
 	h.keys = append(h.keys, k)
+	h.keyIDs[k] = uint32(len(h.keys) - 1)
 	return uint32(len(h.keys) - 1)
+}
+
+func (h *fakeHost) refuse(msg string) { panic(hostError{"guest: " + msg}) }
+
+func (h *fakeHost) vec(id uint32) fakeVec {
+	if id == 0 {
+		v := fakeVec{rows: make([]uint32, h.rows)}
+		for i := range v.rows {
+			v.rows[i] = uint32(i)
+		}
+		return v
+	}
+	if int(id) > len(h.handles) {
+		h.refuse("kernel handle " + itoa(int(id)) + " does not exist")
+	}
+	return h.handles[id-1]
+}
+
+func (h *fakeHost) add(v fakeVec) uint32 {
+	h.handles = append(h.handles, v)
+	return uint32(len(h.handles))
+}
+
+// cell reads row r of column c the way the host's kernels do.
+func (h *fakeHost) cell(c uint32, r uint32) (code uint32, null bool, i int64, f float64, s string) {
+	b := h.st.batch
+	if int(c) >= len(b.columns) {
+		h.refuse("column " + itoa(int(c)) + " does not exist")
+	}
+	col := &b.columns[c]
+	name, row := col.name, int(r)
+	code = col.typ
+	switch code {
+	case typeInt64:
+		x := b.Int64(name)
+		return code, x.IsNull(row), x.Value(row), 0, ""
+	case typeInt32:
+		x := b.Int32(name)
+		return code, x.IsNull(row), int64(x.Value(row)), 0, ""
+	case typeFloat64:
+		x := b.Float64(name)
+		return code, x.IsNull(row), 0, x.Value(row), ""
+	case typeUTF8, typeDict:
+		x := b.String(name)
+		return code, x.IsNull(row), 0, 0, x.Value(row)
+	case typeBool:
+		x := b.Bool(name)
+		if x.Value(row) {
+			i = 1
+		}
+		return code, x.IsNull(row), i, 0, ""
+	case typeTSSec, typeTSMilli, typeTSMicro, typeTSNano:
+		x := b.Timestamp(name)
+		return code, x.IsNull(row), x.Value(row), 0, ""
+	case typeDate32:
+		x := b.Date(name)
+		return code, x.IsNull(row), x.Days(row), 0, ""
+	case typeDate64:
+		x := b.Date(name)
+		return code, x.IsNull(row), x.ms64[row], 0, ""
+	}
+	h.refuse("column of unknown type")
+	return
+}
+
+func cmpOp(op uint32, c int) bool {
+	switch op {
+	case 1:
+		return c == 0
+	case 2:
+		return c != 0
+	case 3:
+		return c < 0
+	case 4:
+		return c <= 0
+	case 5:
+		return c > 0
+	case 6:
+		return c >= 0
+	}
+	return false
+}
+
+func (h *fakeHost) kfilter(sel, col, op uint32, arg []byte) uint32 {
+	in := h.vec(sel)
+	out := fakeVec{grouped: in.grouped}
+	if op > opIsNull {
+		h.refuse("unknown filter operator")
+	}
+	for j, r := range in.rows {
+		code, null, i, f, s := h.cell(col, r)
+		var pass bool
+		switch {
+		case op == opNotNull || op == opIsNull:
+			pass = null == (op == opIsNull)
+		case null:
+		case code == typeUTF8 || code == typeDict:
+			c := 0
+			if s < string(arg) {
+				c = -1
+			} else if s > string(arg) {
+				c = 1
+			}
+			pass = cmpOp(op, c)
+		case len(arg) != 8:
+			h.refuse("filter argument must be 8 bytes")
+		case code == typeFloat64:
+			x := math.Float64frombits(uint64(le.Uint32(arg)) | uint64(le.Uint32(arg[4:]))<<32)
+			pass = (op == 2 && f != x) || (f < x && cmpOp(op, -1)) || (f > x && cmpOp(op, 1)) || (f == x && cmpOp(op, 0))
+		default:
+			x := int64(uint64(le.Uint32(arg)) | uint64(le.Uint32(arg[4:]))<<32)
+			c := 0
+			if i < x {
+				c = -1
+			} else if i > x {
+				c = 1
+			}
+			pass = cmpOp(op, c)
+		}
+		if pass {
+			out.rows = append(out.rows, r)
+			if in.grouped {
+				out.keys = append(out.keys, in.keys[j])
+			}
+		}
+	}
+	return h.add(out)
+}
+
+func (h *fakeHost) kbucket(sel uint32, cols []uint32) uint32 {
+	in := h.vec(sel)
+	out := fakeVec{grouped: true}
+rows:
+	for _, r := range in.rows {
+		parts := make([]string, len(cols))
+		for k, c := range cols {
+			code, null, i, f, s := h.cell(c, r)
+			if null {
+				continue rows
+			}
+			switch code {
+			case typeUTF8, typeDict:
+				parts[k] = s
+			case typeFloat64:
+				if f == 0 {
+					f = 0
+				}
+				parts[k] = strconv.FormatFloat(f, 'g', -1, 64)
+			case typeBool:
+				parts[k] = strconv.FormatBool(i == 1)
+			default:
+				parts[k] = strconv.FormatInt(i, 10)
+			}
+		}
+		out.rows = append(out.rows, r)
+		out.keys = append(out.keys, h.key(Key(parts...)))
+	}
+	return h.add(out)
+}
+
+func (h *fakeHost) kemit(output, id, col uint32) {
+	v := h.vec(id)
+	if !v.grouped {
+		h.refuse("k_emit needs a grouping")
+	}
+	if int(output) >= len(h.outputs) {
+		h.refuse("output id does not exist")
+	}
+	for j, r := range v.rows {
+		value := 1.0
+		if col != noColumn {
+			code, null, i, f, _ := h.cell(col, r)
+			switch {
+			case null:
+				continue
+			case code == typeUTF8 || code == typeDict:
+				h.refuse("k_emit values from a utf8 column")
+			case code == typeFloat64:
+				value = f
+			default:
+				value = float64(i)
+			}
+		}
+		h.out = append(h.out, Contribution{Output: h.outputs[output], Row: int(r), Key: h.keys[v.keys[j]], Value: value})
+	}
+}
+
+func (h *fakeHost) kselect(rows []uint32) uint32 {
+	for _, r := range rows {
+		if int(r) >= h.rows {
+			h.refuse("selection names a row that does not exist")
+		}
+	}
+	return h.add(fakeVec{rows: append([]uint32(nil), rows...)})
+}
+
+func (h *fakeHost) klen(id uint32) uint32 { return uint32(len(h.vec(id).rows)) }
+
+func (h *fakeHost) kread(id, what, from uint32, dst []uint32) uint32 {
+	v := h.vec(id)
+	src := v.rows
+	if what == 1 {
+		if !v.grouped {
+			h.refuse("handle is a selection: it has no keys")
+		}
+		src = v.keys
+	}
+	if int(from) > len(src) {
+		h.refuse("k_read past the end")
+	}
+	return uint32(copy(dst, src[from:]))
 }
 
 func (h *fakeHost) emit(output uint32, rows, keys []uint32, values []float64) {

@@ -13,6 +13,14 @@ const (
 	ImportOutput = "output" // (name_ptr, name_len i32) -> (output_id i32)
 	ImportKey    = "key"    // (key_ptr, key_len i32) -> (key_id i32)
 	ImportEmit   = "emit"   // (output_id, rows_ptr, keys_ptr, values_ptr, count i32) -> ()
+
+	// Host kernels (optional imports; docs/abi.md, "Host kernels").
+	ImportKFilter = "k_filter" // (sel, col, op, arg_ptr, arg_len i32) -> (handle i32)
+	ImportKBucket = "k_bucket" // (sel, cols_ptr, ncols i32) -> (handle i32)
+	ImportKEmit   = "k_emit"   // (output_id, handle, value_col i32) -> ()
+	ImportKSelect = "k_select" // (rows_ptr, count i32) -> (handle i32)
+	ImportKLen    = "k_len"    // (handle i32) -> (count i32)
+	ImportKRead   = "k_read"   // (handle, what, from, dst_ptr, count i32) -> (copied i32)
 )
 
 // Guest export names.
@@ -49,6 +57,13 @@ var Imports = map[string]Signature{
 	ImportOutput: sig(2, 1),
 	ImportKey:    sig(2, 1),
 	ImportEmit:   sig(5, 0),
+
+	ImportKFilter: sig(5, 1),
+	ImportKBucket: sig(3, 1),
+	ImportKEmit:   sig(3, 0),
+	ImportKSelect: sig(2, 1),
+	ImportKLen:    sig(1, 1),
+	ImportKRead:   sig(5, 1),
 }
 
 // Exports are the functions a guest must export, with their signatures.

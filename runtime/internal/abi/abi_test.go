@@ -91,7 +91,7 @@ func TestStateChecks(t *testing.T) {
 		t.Errorf("emit outside a batch: %v", err)
 	}
 	var seen int
-	s.BeginBatch(2, func(out int, rows, keys []uint32, values []float64) error { seen += len(rows); return nil })
+	s.BeginBatch(twoRows(), func(out int, rows, keys []uint32, values []float64) error { seen += len(rows); return nil })
 	if err := s.Emit(mem, 0, 16, 16, 16, 3); err != nil || seen != 3 {
 		t.Errorf("emit: %v (%d seen)", err, seen)
 	}
@@ -103,4 +103,11 @@ func TestStateChecks(t *testing.T) {
 func isKind(err error, kind string) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Kind == kind
+}
+
+func twoRows() arrow.RecordBatch {
+	b := array.NewInt64Builder(memory.NewGoAllocator())
+	b.AppendValues([]int64{1, 2}, nil)
+	a := b.NewArray()
+	return array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "n", Type: a.DataType()}}, nil), []arrow.Array{a}, 2)
 }

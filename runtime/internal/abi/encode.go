@@ -20,15 +20,53 @@ const (
 
 // Column type codes.
 const (
-	TypeInt64   uint32 = 1
-	TypeInt32   uint32 = 2
-	TypeFloat64 uint32 = 3
-	TypeUTF8    uint32 = 4
-	TypeBool    uint32 = 5
+	TypeInt64       uint32 = 1
+	TypeInt32       uint32 = 2
+	TypeFloat64     uint32 = 3
+	TypeUTF8        uint32 = 4
+	TypeBool        uint32 = 5
+	TypeDictUTF8    uint32 = 6  // i32 indices + a utf8 dictionary block
+	TypeTimestampS  uint32 = 7  // i64 seconds since the Unix epoch (UTC)
+	TypeTimestampMS uint32 = 8  // i64 milliseconds
+	TypeTimestampUS uint32 = 9  // i64 microseconds
+	TypeTimestampNS uint32 = 10 // i64 nanoseconds
+	TypeDate32      uint32 = 11 // i32 days since the Unix epoch
+	TypeDate64      uint32 = 12 // i64 milliseconds since the Unix epoch
 )
 
-// typeCode maps an Arrow type to its ABI v1 code.
-func typeCode(t arrow.DataType) (uint32, bool) {
+// TypeName names a type code ("" for an unknown one).
+func TypeName(code uint32) string {
+	switch code {
+	case TypeInt64:
+		return "int64"
+	case TypeInt32:
+		return "int32"
+	case TypeFloat64:
+		return "float64"
+	case TypeUTF8:
+		return "utf8"
+	case TypeBool:
+		return "bool"
+	case TypeDictUTF8:
+		return "dictionary<utf8>"
+	case TypeTimestampS:
+		return "timestamp[s]"
+	case TypeTimestampMS:
+		return "timestamp[ms]"
+	case TypeTimestampUS:
+		return "timestamp[us]"
+	case TypeTimestampNS:
+		return "timestamp[ns]"
+	case TypeDate32:
+		return "date32"
+	case TypeDate64:
+		return "date64"
+	}
+	return ""
+}
+
+// TypeCode maps an Arrow type to its ABI v1 code.
+func TypeCode(t arrow.DataType) (uint32, bool) {
 	switch t.ID() {
 	case arrow.INT64:
 		return TypeInt64, true
@@ -40,8 +78,39 @@ func typeCode(t arrow.DataType) (uint32, bool) {
 		return TypeUTF8, true
 	case arrow.BOOL:
 		return TypeBool, true
+	case arrow.DICTIONARY:
+		d := t.(*arrow.DictionaryType)
+		if d.ValueType.ID() == arrow.STRING && arrow.IsInteger(d.IndexType.ID()) {
+			return TypeDictUTF8, true
+		}
+	case arrow.TIMESTAMP:
+		switch t.(*arrow.TimestampType).Unit {
+		case arrow.Second:
+			return TypeTimestampS, true
+		case arrow.Millisecond:
+			return TypeTimestampMS, true
+		case arrow.Microsecond:
+			return TypeTimestampUS, true
+		case arrow.Nanosecond:
+			return TypeTimestampNS, true
+		}
+	case arrow.DATE32:
+		return TypeDate32, true
+	case arrow.DATE64:
+		return TypeDate64, true
 	}
 	return 0, false
+}
+
+// width is the bytes per value of a fixed-width type code (0 otherwise).
+func width(code uint32) int64 {
+	switch code {
+	case TypeInt64, TypeFloat64, TypeTimestampS, TypeTimestampMS, TypeTimestampUS, TypeTimestampNS, TypeDate64:
+		return 8
+	case TypeInt32, TypeDate32, TypeDictUTF8:
+		return 4
+	}
+	return 0
 }
 
 func align(n int64) int64 { return (n + Align - 1) &^ (Align - 1) }
@@ -51,6 +120,26 @@ type Unsupported struct{ Column, Type string }
 
 func (u *Unsupported) Error() string {
 	return fmt.Sprintf("column %q has type %s, which ABI v%d does not support", u.Column, u.Type, Version)
+}
+
+// hasNulls reports whether a column needs a validity bitmap: a null row, or
+// (dictionaries) a row whose dictionary entry is null.
+func hasNulls(col arrow.Array) bool {
+	if col.NullN() > 0 {
+		return true
+	}
+	if d, ok := col.(*array.Dictionary); ok {
+		return d.Dictionary().NullN() > 0
+	}
+	return false
+}
+
+// dictBlockSize is the size of a dictionary block (docs/abi.md): u32 count,
+// u32 zero, count+1 i32 offsets, the bytes.
+func dictBlockSize(dict *array.String) int64 {
+	n := int64(dict.Len())
+	offs := offsets(dict, int(n))
+	return align(8+4*(n+1)) + int64(offs[n]-offs[0])
 }
 
 // RegionSize is the number of bytes Encode writes for rec.
@@ -63,24 +152,24 @@ func RegionSize(rec arrow.RecordBatch) (int64, error) {
 	size := int64(HeaderSize) + ColumnDescSize*rec.NumCols()
 	for i, col := range rec.Columns() {
 		name := rec.Schema().Field(i).Name
-		code, ok := typeCode(col.DataType())
+		code, ok := TypeCode(col.DataType())
 		if !ok {
 			return 0, &Unsupported{Column: name, Type: col.DataType().String()}
 		}
 		size = align(size + int64(len(name)))
-		if col.NullN() > 0 {
+		if hasNulls(col) {
 			size += bitmap
 		}
 		switch code {
-		case TypeInt64, TypeFloat64:
-			size += 8 * rows
-		case TypeInt32:
-			size += align(4 * rows)
 		case TypeBool:
 			size += bitmap
 		case TypeUTF8:
 			offs := offsets(col.(*array.String), int(rows))
 			size += align(4*(rows+1)) + align(int64(offs[rows]-offs[0]))
+		case TypeDictUTF8:
+			size += align(4*rows) + align(dictBlockSize(col.(*array.Dictionary).Dictionary().(*array.String)))
+		default:
+			size += align(width(code) * rows)
 		}
 	}
 	if size > math.MaxUint32 {
@@ -108,73 +197,201 @@ func Encode(dst []byte, rec arrow.RecordBatch) error {
 	le.PutUint32(dst[8:], uint32(rec.NumCols()))
 	le.PutUint32(dst[12:], uint32(size))
 	off := int(HeaderSize + ColumnDescSize*rec.NumCols())
-	// pad zeroes [from, to): guest memory may hold old bytes.
-	pad := func(from, to int) { clear(dst[from:to]) }
+	// skip pads [off, off+n) up to the next alignment with zeroes (guest
+	// memory may hold old bytes) and moves off there.
+	skip := func(n int) {
+		next := int(align(int64(off + n)))
+		clear(dst[off+n : next])
+		off = next
+	}
 	for i, col := range rec.Columns() {
 		d := dst[HeaderSize+i*ColumnDescSize : HeaderSize+(i+1)*ColumnDescSize]
 		clear(d)
 		put := func(k, v int) { le.PutUint32(d[4*k:], uint32(v)) }
 		name := rec.Schema().Field(i).Name
-		code, _ := typeCode(col.DataType())
+		code, _ := TypeCode(col.DataType())
 		put(0, off)
 		put(1, len(name))
 		put(2, int(code))
-		off += copy(dst[off:], name)
-		next := int(align(int64(off)))
-		pad(off, next)
-		off = next
+		skip(copy(dst[off:], name))
 		data := col.Data()
-		if col.NullN() > 0 {
+		if hasNulls(col) {
 			put(3, off)
-			copyBits(dst[off:off+bitmap], data.Buffers()[0].Bytes(), data.Offset(), rows)
-			next = int(align(int64(off + bitmap)))
-			pad(off+bitmap, next)
-			off = next
+			writeValidity(dst[off:off+bitmap], col, rows)
+			skip(bitmap)
 		}
 		put(4, off)
-		var n int
 		switch code {
-		case TypeInt64:
-			n = copy(dst[off:], bytesOf(col.(*array.Int64).Int64Values()))
-		case TypeFloat64:
-			n = copy(dst[off:], bytesOf(col.(*array.Float64).Float64Values()))
-		case TypeInt32:
-			n = copy(dst[off:], bytesOf(col.(*array.Int32).Int32Values()))
 		case TypeBool:
-			n = bitmap
-			copyBits(dst[off:off+n], data.Buffers()[1].Bytes(), data.Offset(), rows)
+			copyBits(dst[off:off+bitmap], data.Buffers()[1].Bytes(), data.Offset(), rows)
+			put(5, bitmap)
+			skip(bitmap)
 		case TypeUTF8:
-			s := col.(*array.String)
-			offs := offsets(s, rows)
-			base := offs[0]
-			for r, o := range offs {
-				le.PutUint32(dst[off+4*r:], uint32(o-base))
-			}
-			n = 4 * (rows + 1)
-			next = int(align(int64(off + n)))
-			pad(off+n, next)
-			dataOff := next
-			var m int
+			n := putOffsets(dst[off:], col.(*array.String), rows)
+			put(5, n)
+			skip(n)
+			put(6, off)
+			m := 0
 			if rows > 0 {
-				m = copy(dst[dataOff:], s.ValueBytes())
+				m = copy(dst[off:], col.(*array.String).ValueBytes())
 			}
-			put(6, dataOff)
 			put(7, m)
+			skip(m)
+		case TypeDictUTF8:
+			dict := col.(*array.Dictionary)
+			putIndices(dst[off:off+4*rows], dict.Indices(), rows)
+			ds := dict.Dictionary().(*array.String)
+			n := ds.Len()
+			// Null rows may hold any index: keep every index in range.
+			for r := range rows {
+				if x := binary.LittleEndian.Uint32(dst[off+4*r:]); x >= uint32(n) && x != 0 {
+					binary.LittleEndian.PutUint32(dst[off+4*r:], 0)
+				}
+			}
+			put(5, 4*rows)
+			skip(4 * rows)
+			put(6, off)
+			start := off
+			le.PutUint32(dst[off:], uint32(n))
+			le.PutUint32(dst[off+4:], 0)
+			off += 8
+			skip(putOffsets(dst[off:], ds, n))
+			m := 0
+			if n > 0 {
+				m = copy(dst[off:], ds.ValueBytes())
+			}
+			off += m
+			put(7, off-start)
+			skip(0)
+		default:
+			n := copy(dst[off:], fixedBytes(col, code))
 			put(5, n)
-			off = dataOff
-			n = m
+			skip(n)
 		}
-		if code != TypeUTF8 {
-			put(5, n)
-		}
-		next = int(align(int64(off + n)))
-		pad(off+n, next)
-		off = next
 	}
 	if int64(off) != size {
 		return fmt.Errorf("encoded %d bytes, want %d", off, size) // a bug, not a guest problem
 	}
 	return nil
+}
+
+// putOffsets writes the n+1 offsets of s re-based to 0 and returns their size.
+func putOffsets(dst []byte, s *array.String, n int) int {
+	offs := offsets(s, n)
+	base := offs[0]
+	for r, o := range offs[:n+1] {
+		binary.LittleEndian.PutUint32(dst[4*r:], uint32(o-base))
+	}
+	return 4 * (n + 1)
+}
+
+// writeValidity writes a column's validity bitmap; for a dictionary a row is
+// valid when its index is and its dictionary entry is.
+func writeValidity(dst []byte, col arrow.Array, rows int) {
+	data := col.Data()
+	if col.NullN() > 0 {
+		copyBits(dst, data.Buffers()[0].Bytes(), data.Offset(), rows)
+	} else {
+		for i := range dst {
+			dst[i] = 0xff
+		}
+		if r := rows % 8; r != 0 {
+			dst[len(dst)-1] = byte(1)<<r - 1
+		}
+	}
+	if d, ok := col.(*array.Dictionary); ok && d.Dictionary().NullN() > 0 {
+		dict := d.Dictionary()
+		for r := range rows {
+			if !d.IsNull(r) && dict.IsNull(d.GetValueIndex(r)) {
+				dst[r>>3] &^= 1 << (uint(r) & 7)
+			}
+		}
+	}
+}
+
+// putIndices writes a dictionary's indices as little-endian i32 (a null
+// row's index is whatever Arrow holds, clamped to 0 when out of range).
+func putIndices(dst []byte, idx arrow.Array, rows int) {
+	out := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(dst))), rows)
+	if !littleEndian || uintptr(unsafe.Pointer(unsafe.SliceData(dst)))%4 != 0 {
+		for r := range rows {
+			binary.LittleEndian.PutUint32(dst[4*r:], uint32(indexAt(idx, r)))
+		}
+		return
+	}
+	switch a := idx.(type) {
+	case *array.Int32:
+		copy(out, a.Int32Values())
+	case *array.Int8:
+		convert(out, a.Int8Values())
+	case *array.Int16:
+		convert(out, a.Int16Values())
+	case *array.Int64:
+		convert(out, a.Int64Values())
+	case *array.Uint8:
+		convert(out, a.Uint8Values())
+	case *array.Uint16:
+		convert(out, a.Uint16Values())
+	case *array.Uint32:
+		convert(out, a.Uint32Values())
+	case *array.Uint64:
+		convert(out, a.Uint64Values())
+	}
+}
+
+func convert[T int8 | int16 | int64 | uint8 | uint16 | uint32 | uint64](dst []int32, src []T) {
+	for i, v := range src[:len(dst)] {
+		if uint64(v) > math.MaxInt32 {
+			v = 0
+		}
+		dst[i] = int32(v)
+	}
+}
+
+func indexAt(idx arrow.Array, r int) int32 {
+	var v int64
+	switch a := idx.(type) {
+	case *array.Int8:
+		v = int64(a.Value(r))
+	case *array.Int16:
+		v = int64(a.Value(r))
+	case *array.Int32:
+		v = int64(a.Value(r))
+	case *array.Int64:
+		v = a.Value(r)
+	case *array.Uint8:
+		v = int64(a.Value(r))
+	case *array.Uint16:
+		v = int64(a.Value(r))
+	case *array.Uint32:
+		v = int64(a.Value(r))
+	case *array.Uint64:
+		v = int64(a.Value(r))
+	}
+	if v < 0 || v > math.MaxInt32 {
+		return 0
+	}
+	return int32(v)
+}
+
+// fixedBytes is the values buffer of a fixed-width column, as little-endian
+// bytes, without copying where possible.
+func fixedBytes(col arrow.Array, code uint32) []byte {
+	switch a := col.(type) {
+	case *array.Int64:
+		return bytesOf(a.Int64Values())
+	case *array.Int32:
+		return bytesOf(a.Int32Values())
+	case *array.Float64:
+		return bytesOf(a.Float64Values())
+	case *array.Timestamp:
+		return bytesOf(a.TimestampValues())
+	case *array.Date32:
+		return bytesOf(a.Date32Values())
+	case *array.Date64:
+		return bytesOf(a.Date64Values())
+	}
+	panic(fmt.Sprintf("abi: no fixed-width buffer for %s (type %d)", col.DataType(), code))
 }
 
 // offsets returns the rows+1 offsets of s (an empty array may have none).
@@ -186,7 +403,7 @@ func offsets(s *array.String, rows int) []int32 {
 }
 
 // bytesOf reinterprets fixed-width values as little-endian bytes.
-func bytesOf[T int64 | int32 | float64](v []T) []byte {
+func bytesOf[T ~int64 | ~int32 | ~float64](v []T) []byte {
 	if len(v) == 0 {
 		return nil
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"strconv"
 	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
 )
 
 // Limits bound what one guest instance may make the host hold.
@@ -29,7 +31,21 @@ type State struct {
 
 	inBatch bool
 	rows    uint32
+	rec     arrow.RecordBatch // the batch's columns on the host, for kernels
 	emit    EmitFunc
+
+	// Kernel handles of the current batch (handle h is handles[h-1]).
+	handles     []vec
+	handleElems int64
+	iota        []uint32
+	onesBuf     []float64
+	valBuf      []float64
+	rowBuf      []uint32
+	keyBuf      []uint32
+
+	// OnKey, when set, is told of every newly interned key (the sandbox
+	// process forwards keys to its parent this way).
+	OnKey func(id uint32, key string)
 
 	// Failure is the first refused host call or emit callback error; the
 	// engine binding stops the guest when a call returns an error and reports
@@ -67,13 +83,19 @@ func (s *State) NumKeys() int { return len(s.keys) }
 // Emits is the number of contributions accepted so far.
 func (s *State) Emits() int64 { return s.emits }
 
-// BeginBatch opens a batch of rows rows whose contributions go to emit.
-func (s *State) BeginBatch(rows uint32, emit EmitFunc) {
-	s.inBatch, s.rows, s.emit = true, rows, emit
+// BeginBatch opens a batch of rec's rows whose contributions go to emit.
+// Kernels read rec's columns (the same columns, in the same order, as the
+// batch region) until EndBatch.
+func (s *State) BeginBatch(rec arrow.RecordBatch, emit EmitFunc) {
+	s.inBatch, s.rows, s.rec, s.emit = true, uint32(rec.NumRows()), rec, emit
 }
 
-// EndBatch closes the batch.
-func (s *State) EndBatch() { s.inBatch, s.rows, s.emit = false, 0, nil }
+// EndBatch closes the batch and drops its kernel handles.
+func (s *State) EndBatch() {
+	s.inBatch, s.rows, s.rec, s.emit = false, 0, nil, nil
+	clear(s.handles)
+	s.handles, s.handleElems = s.handles[:0], 0
+}
 
 // slice returns mem[ptr:ptr+n] or an ABI error naming what.
 func slice(mem []byte, ptr, n uint32, what string) ([]byte, error) {
@@ -117,17 +139,34 @@ func (s *State) Key(mem []byte, ptr, n uint32) (uint32, error) {
 	if id, ok := s.keyIDs[string(b)]; ok {
 		return id, nil
 	}
+	id, err := s.intern(string(b))
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	return id, nil
+}
+
+// intern adds a new key k (or finds it) within the key limits.
+func (s *State) intern(k string) (uint32, error) {
+	if id, ok := s.keyIDs[k]; ok {
+		return id, nil
+	}
+	if len(k) > s.limits.MaxKeyBytes {
+		return 0, limitErr("key of %d bytes exceeds the limit of %d bytes", len(k), s.limits.MaxKeyBytes)
+	}
 	if len(s.keys) >= s.limits.MaxKeys {
-		return 0, s.fail(limitErr("more than %d distinct keys", s.limits.MaxKeys))
+		return 0, limitErr("more than %d distinct keys", s.limits.MaxKeys)
 	}
-	if s.keyBytes+int64(n) > s.limits.MaxKeyTotalBytes {
-		return 0, s.fail(limitErr("keys exceed %d bytes in all", s.limits.MaxKeyTotalBytes))
+	if s.keyBytes+int64(len(k)) > s.limits.MaxKeyTotalBytes {
+		return 0, limitErr("keys exceed %d bytes in all", s.limits.MaxKeyTotalBytes)
 	}
-	k := string(b)
 	id := uint32(len(s.keys))
 	s.keys = append(s.keys, k)
 	s.keyIDs[k] = id
-	s.keyBytes += int64(n)
+	s.keyBytes += int64(len(k))
+	if s.OnKey != nil {
+		s.OnKey(id, k)
+	}
 	return id, nil
 }
 

@@ -1,0 +1,737 @@
+package abi
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// Filter operators (docs/abi.md, "Host kernels").
+const (
+	OpNotNull uint32 = 0
+	OpEq      uint32 = 1
+	OpNe      uint32 = 2
+	OpLt      uint32 = 3
+	OpLe      uint32 = 4
+	OpGt      uint32 = 5
+	OpGe      uint32 = 6
+	OpIsNull  uint32 = 7
+)
+
+// Kernel limits per batch.
+const (
+	MaxHandles    = 256 // live handles in one batch
+	MaxKeyColumns = 16  // columns of one bucket call
+	// handleSlack is added to the per-batch element budget (HandleRowsFactor
+	// × rows) so that tiny batches are not starved.
+	handleSlack      = 1 << 16
+	HandleRowsFactor = 16
+)
+
+// NoColumn as a value column of KEmit means "count": every value is 1.
+const NoColumn = math.MaxUint32
+
+// vec is what a handle names: rows of the batch, with a key id per row for
+// a grouping (keys nil for a selection).
+type vec struct {
+	rows []uint32
+	keys []uint32
+}
+
+// handle returns the vector of handle h; 0 is every row of the batch.
+func (s *State) handle(h uint32) (vec, error) {
+	if h == 0 {
+		if s.iota == nil || len(s.iota) != int(s.rows) {
+			s.iota = make([]uint32, s.rows)
+			for i := range s.iota {
+				s.iota[i] = uint32(i)
+			}
+		}
+		return vec{rows: s.iota}, nil
+	}
+	if int64(h) > int64(len(s.handles)) {
+		return vec{}, abiErr("handle %d does not exist in this batch (%d made)", h, len(s.handles))
+	}
+	return s.handles[h-1], nil
+}
+
+// newHandle stores v and returns its handle.
+func (s *State) newHandle(v vec) (uint32, error) {
+	if len(s.handles) >= MaxHandles {
+		return 0, limitErr("more than %d kernel handles in one batch", MaxHandles)
+	}
+	n := int64(len(v.rows))
+	if v.keys != nil {
+		n *= 2
+	}
+	if s.handleElems+n > HandleRowsFactor*int64(s.rows)+handleSlack {
+		return 0, limitErr("kernel results exceed %d× the batch's rows", HandleRowsFactor)
+	}
+	s.handleElems += n
+	s.handles = append(s.handles, v)
+	return uint32(len(s.handles)), nil
+}
+
+func (s *State) kernelCheck() error {
+	if !s.inBatch || s.rec == nil {
+		return abiErr("kernel call outside a batch")
+	}
+	return nil
+}
+
+func (s *State) column(c uint32) (arrow.Array, uint32, error) {
+	if int64(c) >= s.rec.NumCols() {
+		return nil, 0, abiErr("column %d does not exist (%d columns)", c, s.rec.NumCols())
+	}
+	col := s.rec.Column(int(c))
+	code, _ := TypeCode(col.DataType())
+	return col, code, nil
+}
+
+// isNull reports whether row r of col is null (a dictionary row is null
+// when its entry is).
+func isNull(col arrow.Array, r int) bool {
+	if col.IsNull(r) {
+		return true
+	}
+	if d, ok := col.(*array.Dictionary); ok && d.Dictionary().NullN() > 0 {
+		return d.Dictionary().IsNull(d.GetValueIndex(r))
+	}
+	return false
+}
+
+// KFilter keeps the rows of handle sel whose value in column col passes op
+// against the argument at [argPtr,+argLen) (import "k_filter").
+func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32, error) {
+	if err := s.kernelCheck(); err != nil {
+		return 0, s.fail(err)
+	}
+	in, err := s.handle(sel)
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	arr, code, err := s.column(col)
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	if op > OpIsNull {
+		return 0, s.fail(abiErr("unknown filter operator %d", op))
+	}
+	if argLen > uint32(s.limits.MaxKeyBytes) && argLen > 8 {
+		return 0, s.fail(limitErr("filter argument of %d bytes exceeds the limit of %d bytes", argLen, s.limits.MaxKeyBytes))
+	}
+	arg, err := slice(mem, argPtr, argLen, "filter argument")
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	out := make([]uint32, 0, len(in.rows)/2)
+	nulls := hasNulls(arr)
+	if op == OpNotNull || op == OpIsNull {
+		want := op == OpIsNull
+		for _, r := range in.rows {
+			if (nulls && isNull(arr, int(r))) == want {
+				out = append(out, r)
+			}
+		}
+		return s.filtered(out, in.keys, in.rows)
+	}
+	var pass func(r uint32) bool
+	switch code {
+	case TypeUTF8, TypeDictUTF8:
+		target := string(arg)
+		test := func(v string) bool { return cmpOp(op, strings.Compare(v, target)) }
+		if code == TypeUTF8 {
+			a := arr.(*array.String)
+			pass = func(r uint32) bool { return test(a.Value(int(r))) }
+		} else {
+			d := arr.(*array.Dictionary)
+			dict := d.Dictionary().(*array.String)
+			ok := make([]bool, dict.Len())
+			for i := range ok {
+				ok[i] = test(dict.Value(i))
+			}
+			idx := make([]int32, d.Len())
+			putIndicesInto(idx, d.Indices())
+			pass = func(r uint32) bool { i := idx[r]; return i >= 0 && int(i) < len(ok) && ok[i] }
+		}
+	case TypeFloat64:
+		if len(arg) != 8 {
+			return 0, s.fail(abiErr("filter on a float64 column needs an 8-byte f64 argument, got %d bytes", len(arg)))
+		}
+		x := math.Float64frombits(binary.LittleEndian.Uint64(arg))
+		v := arr.(*array.Float64).Float64Values()
+		out = filterOrdered(out, in.rows, v, op, x, arr, nulls)
+		return s.filtered(out, in.keys, in.rows)
+	default:
+		if len(arg) != 8 {
+			return 0, s.fail(abiErr("filter on a %s column needs an 8-byte i64 argument, got %d bytes", TypeName(code), len(arg)))
+		}
+		x := int64(binary.LittleEndian.Uint64(arg))
+		switch a := arr.(type) {
+		case *array.Int64:
+			out = filterOrdered(out, in.rows, a.Int64Values(), op, x, arr, nulls)
+		case *array.Int32:
+			out = filterOrdered(out, in.rows, widen(a.Int32Values()), op, x, arr, nulls)
+		case *array.Timestamp:
+			out = filterOrdered(out, in.rows, asInt64(a.TimestampValues()), op, x, arr, nulls)
+		case *array.Date32:
+			out = filterOrdered(out, in.rows, widen(asInt32(a.Date32Values())), op, x, arr, nulls)
+		case *array.Date64:
+			out = filterOrdered(out, in.rows, asInt64(a.Date64Values()), op, x, arr, nulls)
+		case *array.Boolean:
+			pass = func(r uint32) bool {
+				var v int64
+				if a.Value(int(r)) {
+					v = 1
+				}
+				return cmpOp(op, cmp3(v, x))
+			}
+		}
+		if pass == nil {
+			return s.filtered(out, in.keys, in.rows)
+		}
+	}
+	for _, r := range in.rows {
+		if (!nulls || !isNull(arr, int(r))) && pass(r) {
+			out = append(out, r)
+		}
+	}
+	return s.filtered(out, in.keys, in.rows)
+}
+
+// filtered makes the handle of a filter result; a grouping stays a grouping
+// (its keys follow its rows).
+func (s *State) filtered(out, keys, rows []uint32) (uint32, error) {
+	v := vec{rows: out}
+	if keys != nil {
+		v.keys = make([]uint32, 0, len(out))
+		j := 0
+		for i, r := range rows {
+			if j < len(out) && out[j] == r {
+				v.keys = append(v.keys, keys[i])
+				j++
+			}
+		}
+	}
+	h, err := s.newHandle(v)
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	return h, nil
+}
+
+func widen(v []int32) []int64 {
+	out := make([]int64, len(v))
+	for i, x := range v {
+		out[i] = int64(x)
+	}
+	return out
+}
+
+func asInt64[T ~int64](v []T) []int64 {
+	return unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(v))), len(v))
+}
+
+func asInt32[T ~int32](v []T) []int32 {
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(v))), len(v))
+}
+
+func cmp3[T int64 | float64](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpOp(op uint32, c int) bool {
+	switch op {
+	case OpEq:
+		return c == 0
+	case OpNe:
+		return c != 0
+	case OpLt:
+		return c < 0
+	case OpLe:
+		return c <= 0
+	case OpGt:
+		return c > 0
+	case OpGe:
+		return c >= 0
+	}
+	return false
+}
+
+// filterOrdered is the tight loop of numeric filters. NaN never passes
+// (but ne).
+func filterOrdered[T int64 | float64](out, rows []uint32, v []T, op uint32, x T, arr arrow.Array, nulls bool) []uint32 {
+	var pass func(a T) bool
+	switch op {
+	case OpEq:
+		pass = func(a T) bool { return a == x }
+	case OpNe:
+		pass = func(a T) bool { return a != x }
+	case OpLt:
+		pass = func(a T) bool { return a < x }
+	case OpLe:
+		pass = func(a T) bool { return a <= x }
+	case OpGt:
+		pass = func(a T) bool { return a > x }
+	default:
+		pass = func(a T) bool { return a >= x }
+	}
+	if !nulls {
+		for _, r := range rows {
+			if pass(v[r]) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	for _, r := range rows {
+		if !arr.IsNull(int(r)) && pass(v[r]) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func putIndicesInto(dst []int32, idx arrow.Array) {
+	if a, ok := idx.(*array.Int32); ok {
+		copy(dst, a.Int32Values())
+		return
+	}
+	for r := range dst {
+		dst[r] = indexAt(idx, r)
+	}
+}
+
+// KSelect makes a selection of n rows the guest lists at rowsPtr (u32 each)
+// (import "k_select").
+func (s *State) KSelect(mem []byte, rowsPtr, n uint32) (uint32, error) {
+	if err := s.kernelCheck(); err != nil {
+		return 0, s.fail(err)
+	}
+	if n > s.rows {
+		return 0, s.fail(abiErr("selection of %d rows from a %d-row batch", n, s.rows))
+	}
+	if rowsPtr%4 != 0 {
+		return 0, s.fail(abiErr("selection rows are misaligned (need 4)"))
+	}
+	b, err := slice(mem, rowsPtr, 4*n, "selection rows")
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	rows := append([]uint32(nil), view[uint32](b, int(n))...)
+	for _, r := range rows {
+		if r >= s.rows {
+			return 0, s.fail(abiErr("selection names row %d of a %d-row batch", r, s.rows))
+		}
+	}
+	h, err := s.newHandle(vec{rows: rows})
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	return h, nil
+}
+
+// KLen is the number of rows of handle h (import "k_len").
+func (s *State) KLen(h uint32) (uint32, error) {
+	if err := s.kernelCheck(); err != nil {
+		return 0, s.fail(err)
+	}
+	v, err := s.handle(h)
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	return uint32(len(v.rows)), nil
+}
+
+// KRead copies up to n elements of handle h, from element from, into guest
+// memory at dst as u32: its rows (what 0) or its key ids (what 1). It
+// returns the number copied (import "k_read").
+func (s *State) KRead(mem []byte, h, what, from, dst, n uint32) (uint32, error) {
+	if err := s.kernelCheck(); err != nil {
+		return 0, s.fail(err)
+	}
+	v, err := s.handle(h)
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	src := v.rows
+	switch what {
+	case 0:
+	case 1:
+		if v.keys == nil {
+			return 0, s.fail(abiErr("handle %d is a selection: it has no keys", h))
+		}
+		src = v.keys
+	default:
+		return 0, s.fail(abiErr("k_read of unknown part %d", what))
+	}
+	if int64(from) > int64(len(src)) {
+		return 0, s.fail(abiErr("k_read from element %d of %d", from, len(src)))
+	}
+	src = src[from:]
+	if int64(n) < int64(len(src)) {
+		src = src[:n]
+	}
+	if dst%4 != 0 {
+		return 0, s.fail(abiErr("k_read destination is misaligned (need 4)"))
+	}
+	b, err := slice(mem, dst, uint32(4*len(src)), "k_read destination")
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	for i, x := range src {
+		binary.LittleEndian.PutUint32(b[4*i:], x)
+	}
+	return uint32(len(src)), nil
+}
+
+// KBucket groups the rows of handle sel by the values of ncols columns whose
+// indices (u32) are at colsPtr: each distinct tuple becomes a key, interned
+// like those of import "key" (docs/abi.md, "Keys from columns"). Rows with
+// a null in a key column are left out (import "k_bucket").
+func (s *State) KBucket(mem []byte, sel, colsPtr, ncols uint32) (uint32, error) {
+	if err := s.kernelCheck(); err != nil {
+		return 0, s.fail(err)
+	}
+	in, err := s.handle(sel)
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	if ncols > MaxKeyColumns {
+		return 0, s.fail(abiErr("bucket by %d columns, more than %d", ncols, MaxKeyColumns))
+	}
+	if colsPtr%4 != 0 {
+		return 0, s.fail(abiErr("bucket columns are misaligned (need 4)"))
+	}
+	cb, err := slice(mem, colsPtr, 4*ncols, "bucket columns")
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	cols := append([]uint32(nil), view[uint32](cb, int(ncols))...)
+	rows := in.rows
+	// Per column: a local id per row, and the key part of each local id.
+	combo := make([]uint32, len(rows)) // combined id per row, valid where keep
+	keep := make([]bool, len(rows))
+	for i := range keep {
+		keep[i] = true
+	}
+	// nodes[c] is the key (so far) of combined id c; id 0 is the empty tuple.
+	nodes := []string{""}
+	for ci, c := range cols {
+		arr, code, err := s.column(c)
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		if code != TypeUTF8 && code != TypeDictUTF8 && code != TypeBool && width(code) == 0 {
+			return 0, s.fail(abiErr("bucket by a %s column", TypeName(code)))
+		}
+		local, parts := localIDs(arr, code, rows, keep)
+		next := map[uint64]uint32{}
+		var nextNodes []string
+		lastIn, lastOut := ^uint64(0), uint32(0)
+		for i := range rows {
+			if !keep[i] {
+				continue
+			}
+			k := uint64(combo[i])<<32 | uint64(local[i])
+			if k == lastIn {
+				combo[i] = lastOut
+				continue
+			}
+			id, ok := next[k]
+			if !ok {
+				id = uint32(len(nextNodes))
+				key := parts[local[i]]
+				if ci > 0 {
+					key = nodes[combo[i]] + KeySeparator + key
+				}
+				nextNodes = append(nextNodes, key)
+				next[k] = id
+			}
+			lastIn, lastOut = k, id
+			combo[i] = id
+		}
+		nodes = nextNodes
+	}
+	// Intern each combined key once.
+	ids := make([]uint32, len(nodes))
+	for j := range ids {
+		ids[j] = ^uint32(0)
+	}
+	out := vec{rows: make([]uint32, 0, len(rows)), keys: make([]uint32, 0, len(rows))}
+	for i, r := range rows {
+		if !keep[i] {
+			continue
+		}
+		c := combo[i]
+		if ids[c] == ^uint32(0) {
+			id, err := s.intern(nodes[c])
+			if err != nil {
+				return 0, s.fail(err)
+			}
+			ids[c] = id
+		}
+		out.rows = append(out.rows, r)
+		out.keys = append(out.keys, ids[c])
+	}
+	h, err := s.newHandle(out)
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	return h, nil
+}
+
+// KeySeparator joins the parts of a key made from several columns.
+const KeySeparator = "\x1f"
+
+// KeyPart formats one value as a key part: decimal integers (timestamps and
+// dates as their raw integer), Go's shortest 'g' float, true/false, strings
+// with the separator replaced by U+FFFD.
+func keyPartString(s string) string {
+	if strings.Contains(s, KeySeparator) {
+		return strings.ReplaceAll(s, KeySeparator, "\uFFFD")
+	}
+	return strings.Clone(s)
+}
+
+// localIDs gives each kept row a dense id per distinct value of the column
+// (clearing keep for null rows) and the key part of each id.
+func localIDs(arr arrow.Array, code uint32, rows []uint32, keep []bool) ([]uint32, []string) {
+	local := make([]uint32, len(rows))
+	var parts []string
+	nulls := hasNulls(arr)
+	switch a := arr.(type) {
+	case *array.Dictionary:
+		dict := a.Dictionary().(*array.String)
+		idx := make([]int32, a.Len())
+		putIndicesInto(idx, a.Indices())
+		byIdx := make([]uint32, dict.Len())
+		for i := range byIdx {
+			byIdx[i] = ^uint32(0)
+		}
+		for i, r := range rows {
+			if !keep[i] || (nulls && isNull(arr, int(r))) {
+				keep[i] = false
+				continue
+			}
+			x := idx[r]
+			if x < 0 || int(x) >= len(byIdx) {
+				keep[i] = false
+				continue
+			}
+			if byIdx[x] == ^uint32(0) {
+				byIdx[x] = uint32(len(parts))
+				parts = append(parts, keyPartString(dict.Value(int(x))))
+			}
+			local[i] = byIdx[x]
+		}
+	case *array.String:
+		m := map[string]uint32{}
+		var last []byte
+		lastID, have := uint32(0), false
+		for i, r := range rows {
+			if !keep[i] || (nulls && a.IsNull(int(r))) {
+				keep[i] = false
+				continue
+			}
+			v := a.ValueBytes()[a.ValueOffset(int(r)):a.ValueOffset(int(r)+1)]
+			if have && bytes.Equal(v, last) {
+				local[i] = lastID
+				continue
+			}
+			id, ok := m[string(v)]
+			if !ok {
+				id = uint32(len(parts))
+				s := string(v)
+				parts = append(parts, keyPartString(s))
+				m[s] = id
+			}
+			last, lastID, have = v, id, true
+			local[i] = id
+		}
+	default:
+		get, format := int64Getter(arr, code)
+		m := map[int64]uint32{}
+		var last int64
+		lastID, have := uint32(0), false
+		for i, r := range rows {
+			if !keep[i] || (nulls && arr.IsNull(int(r))) {
+				keep[i] = false
+				continue
+			}
+			v := get(int(r))
+			if have && v == last {
+				local[i] = lastID
+				continue
+			}
+			id, ok := m[v]
+			if !ok {
+				id = uint32(len(parts))
+				parts = append(parts, format(v))
+				m[v] = id
+			}
+			last, lastID, have = v, id, true
+			local[i] = id
+		}
+	}
+	return local, parts
+}
+
+// int64Getter reads a fixed-width or bool column as int64 bits and formats
+// them as a key part.
+func int64Getter(arr arrow.Array, code uint32) (func(int) int64, func(int64) string) {
+	dec := func(v int64) string { return strconv.FormatInt(v, 10) }
+	switch a := arr.(type) {
+	case *array.Int64:
+		v := a.Int64Values()
+		return func(r int) int64 { return v[r] }, dec
+	case *array.Int32:
+		v := a.Int32Values()
+		return func(r int) int64 { return int64(v[r]) }, dec
+	case *array.Timestamp:
+		v := a.TimestampValues()
+		return func(r int) int64 { return int64(v[r]) }, dec
+	case *array.Date32:
+		v := a.Date32Values()
+		return func(r int) int64 { return int64(v[r]) }, dec
+	case *array.Date64:
+		v := a.Date64Values()
+		return func(r int) int64 { return int64(v[r]) }, dec
+	case *array.Float64:
+		v := a.Float64Values()
+		return func(r int) int64 {
+				x := v[r]
+				if x == 0 {
+					x = 0 // -0 and 0 are one key
+				}
+				return int64(math.Float64bits(x))
+			}, func(b int64) string {
+				return strconv.FormatFloat(math.Float64frombits(uint64(b)), 'g', -1, 64)
+			}
+	case *array.Boolean:
+		return func(r int) int64 {
+				if a.Value(r) {
+					return 1
+				}
+				return 0
+			}, func(b int64) string {
+				return strconv.FormatBool(b == 1)
+			}
+	}
+	panic("abi: no int64 getter for " + TypeName(code))
+}
+
+// KEmit hands the host-made contributions of grouping h to output: for each
+// row, its key and its value in column col converted to f64 (NoColumn: 1),
+// skipping rows where col is null (import "k_emit").
+func (s *State) KEmit(output, h, col uint32) error {
+	if err := s.kernelCheck(); err != nil {
+		return s.fail(err)
+	}
+	if int64(output) >= int64(len(s.outputs)) {
+		return s.fail(abiErr("k_emit to output id %d, but %d outputs are declared", output, len(s.outputs)))
+	}
+	v, err := s.handle(h)
+	if err != nil {
+		return s.fail(err)
+	}
+	if v.keys == nil {
+		return s.fail(abiErr("k_emit needs a grouping (from k_bucket), handle %d is a selection", h))
+	}
+	rows, keys := v.rows, v.keys
+	var values []float64
+	if col == NoColumn {
+		values = s.ones(len(rows))
+	} else {
+		arr, code, err := s.column(col)
+		if err != nil {
+			return s.fail(err)
+		}
+		if code == TypeUTF8 || code == TypeDictUTF8 {
+			return s.fail(abiErr("k_emit values from a %s column", TypeName(code)))
+		}
+		values = s.scratchValues(len(rows))
+		nulls := hasNulls(arr)
+		if nulls {
+			rows, keys = s.scratchRowsKeys(len(rows))
+		}
+		n := 0
+		switch a := arr.(type) {
+		case *array.Float64:
+			x := a.Float64Values()
+			if !nulls {
+				for i, r := range v.rows {
+					values[i] = x[r]
+				}
+				n = len(v.rows)
+			} else {
+				for i, r := range v.rows {
+					if !a.IsNull(int(r)) {
+						rows[n], keys[n], values[n] = r, v.keys[i], x[r]
+						n++
+					}
+				}
+			}
+		default:
+			get, _ := int64Getter(arr, code)
+			for i, r := range v.rows {
+				if nulls && arr.IsNull(int(r)) {
+					continue
+				}
+				if nulls {
+					rows[n], keys[n] = r, v.keys[i]
+				}
+				values[n] = float64(get(int(r)))
+				n++
+			}
+		}
+		rows, keys, values = rows[:n], keys[:n], values[:n]
+	}
+	if int64(len(rows)) > s.limits.MaxEmits-s.emits {
+		return s.fail(limitErr("more than %d contributions", s.limits.MaxEmits))
+	}
+	s.emits += int64(len(rows))
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := s.emit(int(output), rows, keys, values); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *State) ones(n int) []float64 {
+	if cap(s.onesBuf) < n {
+		s.onesBuf = make([]float64, n)
+		for i := range s.onesBuf {
+			s.onesBuf[i] = 1
+		}
+	}
+	return s.onesBuf[:n]
+}
+
+func (s *State) scratchValues(n int) []float64 {
+	if cap(s.valBuf) < n {
+		s.valBuf = make([]float64, n)
+	}
+	return s.valBuf[:n]
+}
+
+func (s *State) scratchRowsKeys(n int) ([]uint32, []uint32) {
+	if cap(s.rowBuf) < n {
+		s.rowBuf, s.keyBuf = make([]uint32, n), make([]uint32, n)
+	}
+	return s.rowBuf[:n], s.keyBuf[:n]
+}
