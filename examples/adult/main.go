@@ -3,7 +3,10 @@
 // Command adult is the Cove job for dataset adult: the count of people
 // earning more than 50K per education (output high_income_count), and the
 // mean weekly hours per occupation (output hours_mean), skipping null
-// occupations.
+// occupations and hours.
+//
+// It runs on host kernels: the host filters, groups and makes the
+// contributions natively over the batch's Arrow buffers.
 package main
 
 import "github.com/covedata/cove/sdk/guest"
@@ -13,16 +16,9 @@ func init() { guest.Handle(process) }
 func main() {}
 
 func process(b *guest.Batch) error {
-	education, occupation := b.String("education"), b.String("occupation")
-	hours, income := b.Int64("hours-per-week"), b.String("income")
-	high, mean := guest.Output("high_income_count"), guest.Output("hours_mean")
-	for i := 0; i < b.Len(); i++ {
-		if !income.IsNull(i) && income.Value(i) == ">50K" {
-			high.Count(i, guest.Key(education.Value(i)))
-		}
-		if !occupation.IsNull(i) && !hours.IsNull(i) {
-			mean.Add(i, guest.Key(occupation.Value(i)), float64(hours.Value(i)))
-		}
-	}
+	high := b.All().WhereString("income", guest.Eq, ">50K").GroupBy("education")
+	guest.Output("high_income_count").CountRows(high)
+	hours := b.All().NotNull("hours-per-week").GroupBy("occupation")
+	guest.Output("hours_mean").AddColumn(hours, "hours-per-week")
 	return nil
 }

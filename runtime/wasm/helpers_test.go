@@ -40,6 +40,12 @@ var (
 // guest builds testdata/<name> once per test binary.
 func guest(t testing.TB, name string) []byte {
 	t.Helper()
+	return guestAt(t, filepath.Join("testdata", name))
+}
+
+// guestAt builds the Go guest in dir once per test binary.
+func guestAt(t testing.TB, name string) []byte {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if b, ok := built[name]; ok {
@@ -47,7 +53,7 @@ func guest(t testing.TB, name string) []byte {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := guestbuild.Build(ctx, filepath.Join("testdata", name))
+	b, err := guestbuild.Build(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package abi
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
 	"strconv"
@@ -539,22 +538,22 @@ func localIDs(arr arrow.Array, code uint32, rows []uint32, keep []bool) ([]uint3
 		}
 	case *array.String:
 		m := map[string]uint32{}
-		var last []byte
+		var last string
 		lastID, have := uint32(0), false
 		for i, r := range rows {
 			if !keep[i] || (nulls && a.IsNull(int(r))) {
 				keep[i] = false
 				continue
 			}
-			v := a.ValueBytes()[a.ValueOffset(int(r)):a.ValueOffset(int(r)+1)]
-			if have && bytes.Equal(v, last) {
+			v := a.Value(int(r)) // a view into the Arrow buffer
+			if have && v == last {
 				local[i] = lastID
 				continue
 			}
-			id, ok := m[string(v)]
+			id, ok := m[v]
 			if !ok {
 				id = uint32(len(parts))
-				s := string(v)
+				s := strings.Clone(v)
 				parts = append(parts, keyPartString(s))
 				m[s] = id
 			}
