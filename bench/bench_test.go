@@ -122,7 +122,7 @@ func BenchmarkAirQuality(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := policy.Dataset{Name: "beijing-air-quality", Location: path}
+	d := policy.Dataset{Name: "beijing-air-quality", Location: path, Sharing: policy.Open, Level: 1}
 	for _, f := range schema.Fields() {
 		d.Columns = append(d.Columns, policy.Column{Name: f.Name, Type: f.Type.String()})
 	}
@@ -130,7 +130,8 @@ func BenchmarkAirQuality(b *testing.B) {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	if err := st.CreateGrant(ctx, policy.Grant{ID: "g-acme-2026", Operator: "bench", Purposes: []string{"public-research"},
+	if err := st.CreateGrant(ctx, policy.Grant{ID: "g-acme-2026", Operator: "bench", Mode: policy.Scenario,
+		Mechanisms: []string{policy.MechanismDP}, Pricing: policy.Industry, Purposes: []string{"public-research"},
 		Datasets: []string{d.Name}, Columns: map[string][]string{d.Name: {"station", "year", "PM2.5"}},
 		EpsilonCap: map[string]float64{d.Name: 1e9}, ValidFrom: now.Add(-time.Hour), ValidUntil: now.Add(24 * time.Hour)}); err != nil {
 		b.Fatal(err)

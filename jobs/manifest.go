@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,7 @@ type ManifestLiteral struct {
 	Grant       string          `yaml:"grant"`
 	Purpose     string          `yaml:"purpose"`
 	Dataset     string          `yaml:"dataset"`
+	Mechanism   string          `yaml:"mechanism"` // dp (default); he comes later
 	Columns     []string        `yaml:"columns"`
 	PrivacyUnit UnitLiteral     `yaml:"privacy_unit"`
 	Outputs     []OutputLiteral `yaml:"outputs"`
@@ -105,6 +107,13 @@ func NewManifest(lit ManifestLiteral) (*Manifest, error) {
 		if !policy.ValidName(v) {
 			bad("%s %q must be lower case letters, digits, '.', '_' or '-' (at most 63)", field, v)
 		}
+	}
+	switch lit.Mechanism {
+	case "":
+		lit.Mechanism = policy.MechanismDP
+	case policy.MechanismDP:
+	default:
+		bad("mechanism %q is not supported (dp)", lit.Mechanism)
 	}
 	if len(lit.Columns) == 0 {
 		bad("columns: the job reads no column")
@@ -229,6 +238,38 @@ func (m *Manifest) Epsilon() float64 {
 		eps += s.Epsilon
 	}
 	return eps
+}
+
+// Delta is the job's total δ: basic composition over its outputs.
+func (m *Manifest) Delta() float64 {
+	var d float64
+	for _, s := range m.specs {
+		d += s.Delta
+	}
+	return d
+}
+
+// groupColumns lists the columns the outputs group by, once each.
+func (m *Manifest) groupColumns() []string {
+	var cols []string
+	for _, o := range m.lit.Outputs {
+		for _, g := range o.GroupBy {
+			if !slices.Contains(cols, g.Column) {
+				cols = append(cols, g.Column)
+			}
+		}
+	}
+	return cols
+}
+
+// shape hashes what the job asks of its dataset — columns, unit and outputs —
+// without its name: jobs of the same shape with different modules are the
+// pattern of a differencing attack (a linkage flag).
+func (m *Manifest) shape() string {
+	lit := m.lit
+	lit.Name = ""
+	b, _ := json.Marshal(lit)
+	return sha(b)
 }
 
 // OutputNames lists the declared outputs in order (the ABI's output ids).

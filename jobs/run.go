@@ -12,6 +12,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -56,11 +57,14 @@ type Runner struct {
 	cfg    Config
 	store  *store.Store
 	engine *wasm.Engine
+
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc // by job id
 }
 
 // NewRunner composes a store and a WebAssembly engine.
 func NewRunner(st *store.Store, eng *wasm.Engine, cfg Config) *Runner {
-	return &Runner{cfg: cfg, store: st, engine: eng}
+	return &Runner{cfg: cfg, store: st, engine: eng, running: map[string]context.CancelCauseFunc{}}
 }
 
 // Submission is what an operator sends.
@@ -118,78 +122,196 @@ type Metering struct {
 	Epsilon       float64 `json:"epsilon"`
 }
 
-// Run submits, admits, runs and releases one job. A submission whose id was
-// already released returns the stored release without running again.
-func (r *Runner) Run(ctx context.Context, sub Submission) (*Release, error) {
+// Submit records a job and has it admitted: it returns the stored job
+// (admitted, or in review) or the rejection. A submission whose id is
+// already known is answered from the store: the same job, or ErrExists.
+func (r *Runner) Submit(ctx context.Context, sub Submission) (store.Job, error) {
 	m, err := ParseManifest(sub.Manifest)
 	if err != nil {
-		return nil, err
+		return store.Job{}, err
 	}
 	if sub.ID == "" {
 		sub.ID = newJobID()
 	}
 	job := store.Job{
 		ID: sub.ID, Operator: sub.Operator, Grant: m.lit.Grant, Dataset: m.lit.Dataset,
-		Epsilon: m.Epsilon(), ManifestSHA256: sha(sub.Manifest), ModuleSHA256: sha(sub.Module),
+		Epsilon: m.Epsilon(), Delta: m.Delta(), ManifestSHA256: sha(sub.Manifest), ModuleSHA256: sha(sub.Module),
+		ShapeSHA256: m.shape(),
 	}
-	if err := r.store.SubmitJob(ctx, job); err != nil {
+	if err := r.store.SubmitJob(ctx, store.Submission{Job: job, Manifest: sub.Manifest, Module: sub.Module}); err != nil {
 		if errors.Is(err, cove.ErrExists) {
-			return r.previous(ctx, job)
+			return r.same(ctx, job)
 		}
-		return nil, err
+		return store.Job{}, err
 	}
-	req := policy.Request{
-		Job: job.ID, Operator: job.Operator, Grant: job.Grant, Purpose: m.lit.Purpose, Dataset: job.Dataset,
-		Columns: m.lit.Columns, UnitColumns: m.lit.PrivacyUnit.Columns, Epsilon: job.Epsilon,
+	if _, err := r.store.Admit(ctx, m.request(job.ID, job.Operator)); err != nil {
+		return store.Job{}, err
 	}
-	if err := r.store.Admit(ctx, req); err != nil {
-		return nil, err
-	}
-	rel, meter, err := r.execute(ctx, job, m, sub.Module)
-	// Recording the outcome must not be undone by the caller's cancellation.
-	rec := context.WithoutCancel(ctx)
+	return r.store.Job(ctx, job.ID)
+}
+
+// DryRun answers what Submit would — the manifest's and the module's
+// validity, and admission's decision with every violation — without
+// recording, reserving or running anything.
+func (r *Runner) DryRun(ctx context.Context, sub Submission) (policy.Decision, error) {
+	m, err := ParseManifest(sub.Manifest)
 	if err != nil {
-		if ferr := r.store.Fail(rec, job.ID, err.Error(), meter); ferr != nil {
-			return nil, errors.Join(err, ferr)
+		return policy.Decision{}, err
+	}
+	mod, err := r.engine.Compile(ctx, sub.Module)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	mod.Close(ctx)
+	return r.store.Check(ctx, m.request("dry-run", sub.Operator))
+}
+
+// request is the admission request of a job.
+func (m *Manifest) request(job, operator string) policy.Request {
+	return policy.Request{
+		Job: job, Operator: operator, Grant: m.lit.Grant, Purpose: m.lit.Purpose, Dataset: m.lit.Dataset,
+		Mechanism: m.lit.Mechanism, Columns: m.lit.Columns, UnitColumns: m.lit.PrivacyUnit.Columns,
+		GroupBy: m.groupColumns(), Epsilon: m.Epsilon(), Delta: m.Delta(),
+	}
+}
+
+// same returns the stored job of a resubmitted id, if it is the same job.
+func (r *Runner) same(ctx context.Context, job store.Job) (store.Job, error) {
+	old, err := r.store.Job(ctx, job.ID)
+	if err != nil {
+		return old, err
+	}
+	if old.Operator != job.Operator || old.ManifestSHA256 != job.ManifestSHA256 || old.ModuleSHA256 != job.ModuleSHA256 {
+		return old, fmt.Errorf("%w: job %s was submitted with another manifest or module", cove.ErrExists, job.ID)
+	}
+	return old, nil
+}
+
+// Run submits a job and, once admitted, executes it. A job that needs review
+// returns ErrInReview (Execute it after approval). A submission whose id was
+// already released returns the stored release without running again.
+func (r *Runner) Run(ctx context.Context, sub Submission) (*Release, error) {
+	job, err := r.Submit(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	return r.Execute(ctx, job.ID)
+}
+
+// Execute runs an admitted job and releases its result. For a job that was
+// released already it returns the stored release; it never runs a job twice.
+func (r *Runner) Execute(ctx context.Context, id string) (*Release, error) {
+	job, err := r.store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch job.State {
+	case store.StateReleased:
+		return r.Release(ctx, id)
+	case store.StateInReview:
+		return nil, fmt.Errorf("%w: job %s waits for the authority", cove.ErrInReview, id)
+	case store.StateAdmitted:
+	default:
+		return nil, fmt.Errorf("%w: job %s ended %s: %s", cove.ErrExists, id, job.State, job.Reason)
+	}
+	manifest, module, err := r.store.JobInput(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseManifest(manifest)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.store.Start(ctx, id); err != nil {
+		return nil, r.failed(ctx, job, err, Metering{})
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.mu.Lock()
+	r.running[id] = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.running, id)
+		r.mu.Unlock()
+	}()
+	rel, meter, err := r.execute(ctx, job, m, module)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
 		}
-		return nil, fmt.Errorf("job %s: %w", job.ID, err)
+		return nil, r.failed(ctx, job, err, meter)
 	}
 	body, err := json.Marshal(rel)
 	if err != nil {
-		return nil, errors.Join(err, r.store.Fail(rec, job.ID, "release could not be encoded", meter))
+		return nil, r.failed(ctx, job, err, meter)
 	}
-	if err := r.store.Release(rec, job.ID, meter, body); err != nil {
-		// The reservation stays until the release is recorded or refunded;
-		// refund it if the release itself could not be written.
-		return nil, errors.Join(err, r.store.Fail(rec, job.ID, "release could not be recorded", meter))
+	// Recording the outcome must not be undone by the caller's cancellation.
+	if err := r.store.Release(context.WithoutCancel(ctx), id, meter, body); err != nil {
+		return nil, r.failed(ctx, job, err, meter)
 	}
 	return rel, nil
 }
 
-// previous answers a resubmitted job id from what the store holds.
-func (r *Runner) previous(ctx context.Context, job store.Job) (*Release, error) {
-	old, err := r.store.Job(ctx, job.ID)
+// failed records a job's failure (refunding it) unless it already ended,
+// as a job cancelled by revocation has.
+func (r *Runner) failed(ctx context.Context, job store.Job, err error, meter Metering) error {
+	rec := context.WithoutCancel(ctx)
+	if cur, gerr := r.store.Job(rec, job.ID); gerr == nil && cur.State != store.StateRunning && cur.State != store.StateAdmitted {
+		return fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	if ferr := r.store.Fail(rec, job.ID, err.Error(), meter); ferr != nil {
+		return errors.Join(fmt.Errorf("job %s: %w", job.ID, err), ferr)
+	}
+	return fmt.Errorf("job %s: %w", job.ID, err)
+}
+
+// Release returns the stored release of a released job.
+func (r *Runner) Release(ctx context.Context, id string) (*Release, error) {
+	body, err := r.store.StoredRelease(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if old.Operator != job.Operator || old.ManifestSHA256 != job.ManifestSHA256 || old.ModuleSHA256 != job.ModuleSHA256 {
-		return nil, fmt.Errorf("%w: job %s was submitted with another manifest or module", cove.ErrExists, job.ID)
+	var rel Release
+	if err := json.Unmarshal(body, &rel); err != nil {
+		return nil, err
 	}
-	switch old.State {
-	case store.StateReleased:
-		body, err := r.store.StoredRelease(ctx, job.ID)
-		if err != nil {
-			return nil, err
+	return &rel, nil
+}
+
+// Review records the authority's decision on a job in review.
+func (r *Runner) Review(ctx context.Context, id string, approve bool, reviewer, reason string) error {
+	return r.store.Review(ctx, id, approve, reviewer, reason)
+}
+
+// Revoke revokes a grant: its jobs are cancelled and refunded, and the
+// running ones are stopped at once. The ids of the cancelled jobs are
+// returned.
+func (r *Runner) Revoke(ctx context.Context, grant, reason string) ([]string, error) {
+	ids, err := r.store.RevokeGrant(ctx, grant, reason)
+	if err != nil {
+		return nil, err
+	}
+	r.stop(ids, fmt.Errorf("%w: grant %s was revoked", cove.ErrGrantInactive, grant))
+	return ids, nil
+}
+
+// Cancel cancels one job, refunded, and stops it if it runs.
+func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
+	if err := r.store.Cancel(ctx, id, reason); err != nil {
+		return err
+	}
+	r.stop([]string{id}, fmt.Errorf("%w: job %s: %s", cove.ErrCancelled, id, reason))
+	return nil
+}
+
+func (r *Runner) stop(ids []string, cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		if cancel, ok := r.running[id]; ok {
+			cancel(cause)
 		}
-		var rel Release
-		if err := json.Unmarshal(body, &rel); err != nil {
-			return nil, err
-		}
-		return &rel, nil
-	case store.StateRejected, store.StateFailed:
-		return nil, fmt.Errorf("%w: job %s already ended %s: %s", cove.ErrExists, job.ID, old.State, old.Reason)
-	default:
-		return nil, fmt.Errorf("%w: job %s is %s", cove.ErrExists, job.ID, old.State)
 	}
 }
 
@@ -221,7 +343,11 @@ func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module
 	defer mod.Close(context.WithoutCancel(ctx))
 	// The deadline bounds the guest: from its start to its last batch.
 	// Compilation is host work, cached by module hash.
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.deadline)
+	deadline := time.Now().Add(r.cfg.deadline)
+	if g, err := r.store.Grant(ctx, job.Grant); err == nil && g.ValidUntil.Before(deadline) {
+		deadline = g.ValidUntil // expiry stops the job like a revocation
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	inst, err := mod.Instantiate(ctx, m.OutputNames())
 	if err != nil {

@@ -77,6 +77,11 @@ outputs:
 
 func newEnv(t *testing.T, deadline time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, deadline, nil)
+}
+
+func newEnvWith(t *testing.T, deadline time.Duration, classify func(*policy.Dataset)) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "secrets.parquet")
@@ -90,14 +95,18 @@ func newEnv(t *testing.T, deadline time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := policy.Dataset{Name: "secrets", Location: path}
+	d := policy.Dataset{Name: "secrets", Location: path, Sharing: policy.Open, Level: 1}
 	for _, f := range schema.Fields() {
 		d.Columns = append(d.Columns, policy.Column{Name: f.Name, Type: f.Type.String()})
+	}
+	if classify != nil {
+		classify(&d)
 	}
 	if err := st.RegisterDataset(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateGrant(ctx, policy.Grant{ID: "g1", Operator: "op", Purposes: []string{"research"}, Datasets: []string{"secrets"},
+	if err := st.CreateGrant(ctx, policy.Grant{ID: "g1", Operator: "op", Mode: policy.Scenario, Mechanisms: []string{policy.MechanismDP},
+		Pricing: policy.Industry, Purposes: []string{"research"}, Datasets: []string{"secrets"},
 		Columns: map[string][]string{"secrets": {"name", "value"}}, EpsilonCap: map[string]float64{"secrets": 1},
 		ValidFrom: time.Now().Add(-time.Hour), ValidUntil: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -262,5 +271,104 @@ func TestRetryReturnsStoredRelease(t *testing.T) {
 	sub.Manifest = []byte(strings.Replace(leakManifest, "epsilon: 0.1", "epsilon: 0.2", 1))
 	if _, err := e.runner.Run(ctx, sub); !errors.Is(err, cove.ErrExists) {
 		t.Fatalf("same id with another manifest: %v", err)
+	}
+}
+
+// TestRevocationStopsRunningJob revokes the grant of a job whose guest runs
+// forever: the job must end within 1 s, release nothing, be refunded, and
+// the ledger must hold the revocation and the cancellation.
+func TestRevocationStopsRunningJob(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, time.Minute)
+	job, err := e.runner.Submit(ctx, Submission{ID: "long-1", Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, "loop")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.runner.Execute(ctx, job.ID)
+		done <- err
+	}()
+	// Wait until the guest runs.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if j, _ := e.store.Job(ctx, job.ID); j.State == store.StateRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("job never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	ids, err := e.runner.Revoke(ctx, "g1", "breach of terms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("job still running 5 s after revocation")
+	}
+	stopped := time.Since(start)
+	t.Logf("revoked job stopped %v after revocation: %v", stopped, runErr)
+	if stopped > time.Second {
+		t.Errorf("job took %v to stop, want ≤ 1 s", stopped)
+	}
+	if len(ids) != 1 || ids[0] != job.ID || !errors.Is(runErr, cove.ErrGrantInactive) {
+		t.Fatalf("cancelled %v, run error %v", ids, runErr)
+	}
+	j, _ := e.store.Job(ctx, job.ID)
+	b, _ := e.store.Budget(ctx, "g1", "secrets")
+	if j.State != store.StateCancelled || b.Spent != 0 || b.Reserved != 0 {
+		t.Fatalf("after revocation: state %s, budget %+v", j.State, b)
+	}
+	if _, err := e.store.StoredRelease(ctx, job.ID); !errors.Is(err, cove.ErrNotFound) {
+		t.Fatalf("released after revocation: %v", err)
+	}
+	text := ledgerText(t, e.store)
+	for _, kind := range []string{`"grant.revoked"`, `"job.cancelled"`} {
+		if !strings.Contains(text, kind) {
+			t.Errorf("ledger lacks %s", kind)
+		}
+	}
+	// Nothing is admitted under a revoked grant.
+	if _, err := e.runner.Submit(ctx, Submission{ID: "after-1", Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, "leak")}); !errors.Is(err, cove.ErrGrantInactive) {
+		t.Fatalf("submission after revocation: %v", err)
+	}
+}
+
+// TestReviewFlow: a job on conditional data waits for review; rejected, it is
+// refunded; approved, it runs.
+func TestReviewFlow(t *testing.T) {
+	ctx := context.Background()
+	e := newEnvWith(t, time.Minute, func(d *policy.Dataset) { d.Sharing = policy.Conditional })
+	sub := Submission{ID: "rev-1", Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, "leak")}
+	if _, err := e.runner.Run(ctx, sub); !errors.Is(err, cove.ErrInReview) {
+		t.Fatalf("run on conditional data: %v", err)
+	}
+	if b, _ := e.store.Budget(ctx, "g1", "secrets"); b.Reserved != 0.1 {
+		t.Fatalf("budget in review: %+v", b)
+	}
+	if err := e.runner.Review(ctx, "rev-1", false, "authority", "purpose unclear"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := e.store.Budget(ctx, "g1", "secrets"); b.Reserved != 0 {
+		t.Fatalf("rejected job not refunded: %+v", b)
+	}
+	sub.ID = "rev-2"
+	job, err := e.runner.Submit(ctx, sub)
+	if err != nil || job.State != store.StateInReview {
+		t.Fatalf("submit: %+v %v", job, err)
+	}
+	if err := e.runner.Review(ctx, "rev-2", true, "authority", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.runner.Execute(ctx, "rev-2"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := e.store.Budget(ctx, "g1", "secrets"); b.Spent != 0.1 {
+		t.Fatalf("approved job not debited: %+v", b)
 	}
 }

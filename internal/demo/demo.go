@@ -17,6 +17,7 @@ import (
 	"github.com/covedata/cove/jobs"
 	"github.com/covedata/cove/ledger"
 	"github.com/covedata/cove/policy"
+	"github.com/covedata/cove/report"
 	"github.com/covedata/cove/runtime/wasm"
 	"github.com/covedata/cove/store"
 )
@@ -52,6 +53,7 @@ type Result struct {
 	Rejections []error
 	Ledger     ledger.Head
 	Budgets    map[string]policy.Budget
+	Disclosure *report.Disclosure
 }
 
 // Run runs the demo.
@@ -99,22 +101,36 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 
 	now := st.Now()
 	g := policy.Grant{
-		ID: GrantID, Operator: Operator, Purposes: []string{Purpose},
-		Datasets: []string{"beijing-air-quality", "adult"}, Columns: GrantedColumns,
+		ID: GrantID, Operator: Operator, Mode: policy.Scenario, Purposes: []string{Purpose},
+		Mechanisms: []string{policy.MechanismDP}, Pricing: policy.PublicWelfare,
+		Agreement: "demo agreement 2026-001",
+		Datasets:  []string{"beijing-air-quality", "adult"}, Columns: GrantedColumns,
 		EpsilonCap: map[string]float64{"beijing-air-quality": 1.0, "adult": 1.0},
 		ValidFrom:  now.Add(-time.Minute), ValidUntil: now.AddDate(0, 3, 0),
 	}
 	if err := st.CreateGrant(ctx, g); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "\n2. The authority grants %s (grant %s, purpose %s, until %s)\n", Operator, GrantID, Purpose, g.ValidUntil.Format("2006-01-02"))
+	fmt.Fprintf(out, "\n2. The authority grants %s (grant %s, %s mode, purpose %s, %s pricing, until %s)\n",
+		Operator, GrantID, g.Mode, Purpose, g.Pricing, g.ValidUntil.Format("2006-01-02"))
 	for _, name := range g.Datasets {
 		fmt.Fprintf(out, "   %-20s ε cap %.1f, columns %s\n", name, g.EpsilonCap[name], strings.Join(GrantedColumns[name], ", "))
 	}
 
-	fmt.Fprintln(out, "\n3. The operator runs the two example jobs")
+	fmt.Fprintln(out, "\n3. The operator submits the two example jobs")
 	for _, ex := range []examples.Job{examples.AirQuality(), examples.Adult()} {
-		rel, err := runner.Run(ctx, jobs.Submission{Operator: Operator, Manifest: ex.Manifest, Module: ex.Module})
+		job, err := runner.Submit(ctx, jobs.Submission{Operator: Operator, Manifest: ex.Manifest, Module: ex.Module})
+		if err != nil {
+			return nil, fmt.Errorf("example %s: %w", ex.Name, err)
+		}
+		if job.State == store.StateInReview {
+			d, _ := st.Dataset(ctx, job.Dataset)
+			fmt.Fprintf(out, "\n   job %s on %s waits for review (%s data, level %d); the authority approves it\n", job.ID, job.Dataset, d.Sharing, d.Level)
+			if err := runner.Review(ctx, job.ID, true, "authority", "aggregates only, public-research purpose"); err != nil {
+				return nil, err
+			}
+		}
+		rel, err := runner.Execute(ctx, job.ID)
 		if err != nil {
 			return nil, fmt.Errorf("example %s: %w", ex.Name, err)
 		}
@@ -153,12 +169,65 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 		}
 	}
 
-	fmt.Fprintln(out, "\n6. Anyone holding the ledger verifies it")
-	if res.Ledger, err = st.VerifyLedger(ctx); err != nil {
+	fmt.Fprintln(out, "\n6. Anyone holding the ledger verifies it, and derives the reports from it")
+	log, err := st.VerifyLedger(ctx)
+	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "   ledger verified: %d entries, head %s\n", res.Ledger.Size, res.Ledger.Hash)
+	res.Ledger = log.Head()
+	fmt.Fprintf(out, "   ledger verified: %d entries, tree head %s\n", res.Ledger.Size, res.Ledger.Hash)
+	disc, err := report.NewDisclosure(st.Entries(ctx), res.Ledger, st.Now())
+	if err != nil {
+		return nil, err
+	}
+	res.Disclosure = disc
+	htmlPath := filepath.Join(dir, "disclosure.html")
+	f, err := os.Create(htmlPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(disc.WriteHTML(f), f.Close()); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "   disclosure report: %d grant(s), %d data product(s); HTML at %s\n", len(disc.Grants), len(disc.Products), htmlPath)
+	sts, err := report.Statements(st.Entries(ctx), report.DefaultPrices, st.Now().UTC().Format("2006-01"), Operator, st.Now())
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sts {
+		fmt.Fprintf(out, "   statement %s %s: %d jobs, %d rows read, ε %.2f, %s pricing — total %.2f %s\n",
+			s.Operator, s.Month, s.Jobs, s.Rows, s.Epsilon, g.Pricing, s.Total, s.Currency)
+	}
 	return res, nil
+}
+
+// classification is how the demo authority grades its two datasets: air
+// quality is open environmental data; Adult holds personal data, shared only
+// on conditions (privacy computing, after review).
+var classification = map[string]struct {
+	registration string
+	domain       string
+	sharing      policy.Sharing
+	level        int
+	personal     bool
+	roles        map[string]policy.Role
+	domains      map[string][]string
+}{
+	"beijing-air-quality": {
+		registration: "DR-ENV-2017-0001", domain: "environment", sharing: policy.Open, level: 1,
+		roles:   map[string]policy.Role{"No": policy.Attribute},
+		domains: map[string][]string{"station": demodata.AirQualityStations()},
+	},
+	"adult": {
+		registration: "DR-SOC-1996-0001", domain: "social", sharing: policy.Conditional, level: 2, personal: true,
+		roles: map[string]policy.Role{
+			"age": policy.QuasiIdentifier, "sex": policy.QuasiIdentifier, "race": policy.QuasiIdentifier,
+			"native-country": policy.QuasiIdentifier, "education": policy.QuasiIdentifier, "occupation": policy.QuasiIdentifier,
+			"marital-status": policy.QuasiIdentifier, "fnlwgt": policy.Sensitive, "income": policy.Sensitive,
+			"capital-gain": policy.Sensitive, "capital-loss": policy.Sensitive,
+		},
+		domains: map[string][]string{"education": demodata.AdultEducation(), "occupation": demodata.AdultOccupations()},
+	},
 }
 
 // register writes an embedded dataset into the data directory and enters it
@@ -177,12 +246,14 @@ func register(ctx context.Context, st *store.Store, dir string, ds demodata.Data
 	if err != nil {
 		return policy.Dataset{}, err
 	}
+	c := classification[ds.Name]
 	d := policy.Dataset{
-		Name: ds.Name, Title: ds.Title, Domain: ds.Domain, Provider: "UCI Machine Learning Repository",
-		Source: ds.Source, Citation: ds.Citation, License: ds.License, Location: rel, SHA256: ds.SHA256, Rows: ds.Rows,
+		Name: ds.Name, RegistrationID: c.registration, Title: ds.Title, Domain: c.domain, Provider: "UCI Machine Learning Repository",
+		Source: ds.Source, Citation: ds.Citation, License: ds.License, Sharing: c.sharing, Level: c.level, Personal: c.personal,
+		Location: rel, SHA256: ds.SHA256, Rows: ds.Rows,
 	}
 	for _, f := range schema.Fields() {
-		d.Columns = append(d.Columns, policy.Column{Name: f.Name, Type: f.Type.String()})
+		d.Columns = append(d.Columns, policy.Column{Name: f.Name, Type: f.Type.String(), Role: c.roles[f.Name], Domain: c.domains[f.Name]})
 	}
 	return d, st.RegisterDataset(ctx, d)
 }

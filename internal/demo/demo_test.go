@@ -153,9 +153,10 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Errorf("budget %s = %+v, want spent %g", name, b, want)
 		}
 	}
-	// registered ×2, granted, then per example job submitted/admitted/ran/released,
-	// then per refused job submitted/rejected.
-	if want := uint64(2 + 1 + 2*4 + 2*2); res.Ledger.Size != want {
+	// registered ×2, granted; the air job submitted/admitted/ran/released; the
+	// Adult job (conditional data) submitted/queued/reviewed/ran/released; each
+	// refused job submitted/rejected.
+	if want := uint64(2 + 1 + 4 + 5 + 2*2); res.Ledger.Size != want {
 		t.Errorf("ledger has %d entries, want %d", res.Ledger.Size, want)
 	}
 	for _, want := range []string{"ledger verified", "budget_exceeded", "column_not_granted", "Aotizhongxin", "Doctorate"} {
