@@ -1,13 +1,12 @@
 package ledger
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"iter"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/covedata/cove"
 )
@@ -19,144 +18,101 @@ type Kind string
 const (
 	DatasetRegistered Kind = "dataset.registered"
 	GrantCreated      Kind = "grant.created"
+	GrantRevoked      Kind = "grant.revoked"
 	JobSubmitted      Kind = "job.submitted"
+	JobQueued         Kind = "job.queued" // waiting for the authority's review
+	JobReviewed       Kind = "job.reviewed"
 	JobAdmitted       Kind = "job.admitted"
 	JobRejected       Kind = "job.rejected"
+	JobCancelled      Kind = "job.cancelled"
 	JobRan            Kind = "job.ran"
 	JobFailed         Kind = "job.failed"
 	Released          Kind = "release"
 )
 
 var kinds = map[Kind]bool{
-	DatasetRegistered: true, GrantCreated: true, JobSubmitted: true, JobAdmitted: true,
-	JobRejected: true, JobRan: true, JobFailed: true, Released: true,
+	DatasetRegistered: true, GrantCreated: true, GrantRevoked: true,
+	JobSubmitted: true, JobQueued: true, JobReviewed: true, JobAdmitted: true, JobRejected: true,
+	JobCancelled: true, JobRan: true, JobFailed: true, Released: true,
 }
 
-// Genesis is the Prev of the first entry.
-const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+// Known reports whether k is one of the kinds above.
+func Known(k Kind) bool { return kinds[k] }
 
-// Entry is one event. Body is JSON, hashed as the exact bytes stored.
+// Entry is one event and one record of the Merkle tree. Body is JSON, hashed
+// as the exact bytes stored. Hash is the entry's tlog record hash (see Record);
+// it is carried for convenience and always recomputed by a verifier.
 type Entry struct {
-	Seq     uint64          `json:"seq"`
+	Seq     uint64          `json:"seq"` // 1-based; the tree's record index is Seq-1
 	Time    time.Time       `json:"time"`
 	Kind    Kind            `json:"kind"`
 	Subject string          `json:"subject"`
 	Body    json.RawMessage `json:"body"`
-	Prev    string          `json:"prev"`
-	Hash    string          `json:"hash"`
+	Hash    tlog.Hash       `json:"hash"`
 }
 
-// New returns the entry that follows prev (nil for the first) with its hash
-// computed. The time is truncated to microseconds and kept in UTC so that it
-// survives a round trip through SQLite and JSON unchanged.
-func New(prev *Entry, at time.Time, kind Kind, subject string, body any) (Entry, error) {
+// New returns entry seq (1 for the first) with its hash computed. The time is
+// truncated to microseconds and kept in UTC so that it survives a round trip
+// through SQLite and JSON unchanged.
+func New(seq uint64, at time.Time, kind Kind, subject string, body any) (Entry, error) {
 	if !kinds[kind] {
 		return Entry{}, fmt.Errorf("%w: unknown ledger kind %q", cove.ErrInvalid, kind)
+	}
+	if seq == 0 {
+		return Entry{}, fmt.Errorf("%w: ledger sequence numbers start at 1", cove.ErrInvalid)
 	}
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return Entry{}, fmt.Errorf("%w: encoding %s body: %v", cove.ErrLedger, kind, err)
 	}
-	e := Entry{Seq: 1, Time: at.UTC().Truncate(time.Microsecond), Kind: kind, Subject: subject, Body: raw, Prev: Genesis}
-	if prev != nil {
-		e.Seq, e.Prev = prev.Seq+1, prev.Hash
-	}
-	e.Hash = e.computeHash()
+	e := Entry{Seq: seq, Time: at.UTC().Truncate(time.Microsecond), Kind: kind, Subject: subject, Body: raw}
+	e.Hash = e.RecordHash()
 	return e, nil
 }
 
-// computeHash hashes a length-prefixed encoding of every field but Hash, so
-// no two different entries share an encoding.
-func (e Entry) computeHash() string {
-	h := sha256.New()
-	var n [8]byte
-	field := func(b []byte) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
-	field([]byte("cove-ledger-v1"))
-	binary.BigEndian.PutUint64(n[:], e.Seq)
-	field(n[:])
-	field([]byte(e.Time.UTC().Format(time.RFC3339Nano)))
-	field([]byte(e.Kind))
-	field([]byte(e.Subject))
-	field(e.Body)
-	field([]byte(e.Prev))
-	return hex.EncodeToString(h.Sum(nil))
+// recordVersion opens every record; a change of encoding changes it.
+const recordVersion = "cove-ledger-v2"
+
+// Record is the entry's wire encoding, the tlog record: a length-prefixed
+// sequence of the version tag, Seq, Time (RFC 3339, UTC), Kind, Subject and
+// Body, so no two different entries share an encoding. Hash is not part of it.
+// The encoding is frozen: a golden test holds it.
+func (e Entry) Record() []byte {
+	const ts = len("2006-01-02T15:04:05.000000000Z")
+	b := make([]byte, 0, 6*8+len(recordVersion)+8+ts+len(e.Kind)+len(e.Subject)+len(e.Body))
+	b = appendField(b, recordVersion)
+	b = binary.BigEndian.AppendUint64(b, 8)
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	b = binary.BigEndian.AppendUint64(b, 0) // length of the time, set below
+	at := len(b)
+	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	binary.BigEndian.PutUint64(b[at-8:], uint64(len(b)-at))
+	b = appendField(b, string(e.Kind))
+	b = appendField(b, e.Subject)
+	return appendField(b, e.Body)
 }
 
-// Head is what Verify reports: how many entries it checked and the last hash.
-type Head struct {
-	Size uint64 `json:"size"`
-	Hash string `json:"hash"`
+func appendField[T ~string | ~[]byte](b []byte, f T) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(f)))
+	return append(b, f...)
 }
 
-// Verify checks a whole log in order: sequence numbers from 1 without gaps,
-// known kinds, valid JSON bodies, each Prev equal to the previous Hash and each
-// Hash recomputed. The first failure is returned, naming the entry.
-func Verify(entries iter.Seq2[Entry, error]) (Head, error) {
-	head := Head{Hash: Genesis}
-	for e, err := range entries {
-		if err != nil {
-			return head, fmt.Errorf("%w: reading entry %d: %v", cove.ErrLedger, head.Size+1, err)
-		}
-		want := head.Size + 1
-		switch {
-		case e.Seq != want:
-			return head, fmt.Errorf("%w: entry %d has sequence number %d", cove.ErrLedger, want, e.Seq)
-		case !kinds[e.Kind]:
-			return head, fmt.Errorf("%w: entry %d has unknown kind %q", cove.ErrLedger, want, e.Kind)
-		case !json.Valid(e.Body):
-			return head, fmt.Errorf("%w: entry %d body is not valid JSON", cove.ErrLedger, want)
-		case e.Prev != head.Hash:
-			return head, fmt.Errorf("%w: entry %d does not link to entry %d", cove.ErrLedger, want, head.Size)
-		case e.computeHash() != e.Hash:
-			return head, fmt.Errorf("%w: entry %d hash does not match its content", cove.ErrLedger, want)
-		}
-		head = Head{Size: e.Seq, Hash: e.Hash}
-	}
-	return head, nil
-}
+// RecordHash is tlog.RecordHash(e.Record()): SHA-256 of a zero byte and the
+// record, the leaf hash of RFC 6962.
+func (e Entry) RecordHash() tlog.Hash { return tlog.RecordHash(e.Record()) }
 
-// VerifyHead verifies the log and checks that it still contains the head
-// published earlier: an entry at want.Size with want.Hash. That catches a log
-// truncated or rebuilt since want was taken.
-func VerifyHead(entries iter.Seq2[Entry, error], want Head) (Head, error) {
-	var seen string
-	checked := func(yield func(Entry, error) bool) {
-		for e, err := range entries {
-			if err == nil && e.Seq == want.Size {
-				seen = e.Hash
-			}
-			if !yield(e, err) {
-				return
-			}
-		}
+// check verifies one entry on its own: it must be entry want, of a known kind,
+// with a JSON body and its Hash equal to its content's.
+func (e Entry) check(want uint64) error {
+	switch {
+	case e.Seq != want:
+		return fmt.Errorf("%w: entry %d has sequence number %d", cove.ErrLedger, want, e.Seq)
+	case !kinds[e.Kind]:
+		return fmt.Errorf("%w: entry %d has unknown kind %q", cove.ErrLedger, want, e.Kind)
+	case !json.Valid(e.Body):
+		return fmt.Errorf("%w: entry %d body is not valid JSON", cove.ErrLedger, want)
+	case e.RecordHash() != e.Hash:
+		return fmt.Errorf("%w: entry %d hash does not match its content", cove.ErrLedger, want)
 	}
-	head, err := Verify(checked)
-	if err != nil {
-		return head, err
-	}
-	if want.Size == 0 {
-		return head, nil
-	}
-	if head.Size < want.Size {
-		return head, fmt.Errorf("%w: log has %d entries, the published head has %d (truncated)", cove.ErrLedger, head.Size, want.Size)
-	}
-	if seen != want.Hash {
-		return head, fmt.Errorf("%w: entry %d hash differs from the published head (rewritten)", cove.ErrLedger, want.Size)
-	}
-	return head, nil
-}
-
-// Slice adapts a slice for Verify.
-func Slice(es []Entry) iter.Seq2[Entry, error] {
-	return func(yield func(Entry, error) bool) {
-		for _, e := range es {
-			if !yield(e, nil) {
-				return
-			}
-		}
-	}
+	return nil
 }

@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS reservations (
 CREATE TABLE IF NOT EXISTS releases (job_id TEXT PRIMARY KEY REFERENCES jobs(id), body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger (
 	seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
-	body BLOB NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+	body BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_hashes (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL);
 `
 
 // Job states.
@@ -63,10 +65,12 @@ type Job struct {
 type Store struct {
 	db  *sql.DB
 	now func() time.Time
+	lg  *ledgerLog
 }
 
-// Open opens (creating if needed) the SQLite database at path.
-func Open(ctx context.Context, path string) (*Store, error) {
+// Open opens (creating if needed) the SQLite database at path, and the
+// ledger's signer key (see WithLedgerKey).
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -81,7 +85,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: create schema in %s: %w", path, err)
 	}
-	return &Store{db: db, now: time.Now}, nil
+	s := &Store{db: db, now: time.Now}
+	if err := s.openLedger(ctx, path, opts); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // WithClock returns a copy of the store handle that reads time from now.
@@ -105,7 +114,7 @@ func (s *Store) update(ctx context.Context, fn func(*tx) error) error {
 	if err != nil {
 		return fmt.Errorf("%w: begin: %v", cove.ErrLedger, err)
 	}
-	t := &tx{Tx: sqlTx, now: s.now()}
+	t := &tx{Tx: sqlTx, now: s.now(), lg: s.lg}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -119,44 +128,7 @@ func (s *Store) update(ctx context.Context, fn func(*tx) error) error {
 type tx struct {
 	*sql.Tx
 	now time.Time
-}
-
-// log appends a ledger entry inside the transaction.
-func (t *tx) log(ctx context.Context, kind ledger.Kind, subject string, body any) error {
-	var prev *ledger.Entry
-	last, err := scanEntry(t.QueryRowContext(ctx, `SELECT seq, time, kind, subject, body, prev, hash FROM ledger ORDER BY seq DESC LIMIT 1`))
-	switch {
-	case err == nil:
-		prev = &last
-	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("%w: reading ledger head: %v", cove.ErrLedger, err)
-	}
-	e, err := ledger.New(prev, t.now, kind, subject, body)
-	if err != nil {
-		return err
-	}
-	if _, err := t.ExecContext(ctx, `INSERT INTO ledger (seq, time, kind, subject, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, e.Time.Format(time.RFC3339Nano), string(e.Kind), e.Subject, []byte(e.Body), e.Prev, e.Hash); err != nil {
-		return fmt.Errorf("%w: appending %s: %v", cove.ErrLedger, kind, err)
-	}
-	return nil
-}
-
-type scanner interface{ Scan(...any) error }
-
-func scanEntry(r scanner) (ledger.Entry, error) {
-	var e ledger.Entry
-	var at, kind string
-	var body []byte
-	if err := r.Scan(&e.Seq, &at, &kind, &e.Subject, &body, &e.Prev, &e.Hash); err != nil {
-		return e, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, at)
-	if err != nil {
-		return e, fmt.Errorf("entry %d time %q: %v", e.Seq, at, err)
-	}
-	e.Time, e.Kind, e.Body = t, ledger.Kind(kind), json.RawMessage(body)
-	return e, nil
+	lg  *ledgerLog
 }
 
 // RegisterDataset adds a catalog entry.

@@ -76,8 +76,8 @@ func TestReleaseDebitsAndIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	// registered, granted, submitted, admitted, ran, released
-	if head.Size != 6 {
-		t.Fatalf("ledger size %d, want 6", head.Size)
+	if head.Size() != 6 {
+		t.Fatalf("ledger size %d, want 6", head.Size())
 	}
 }
 
@@ -135,7 +135,7 @@ func TestLedgerFailureFailsClosed(t *testing.T) {
 		t.Fatalf("state changed without a ledger entry: %s", j.State)
 	}
 	after, _ := s.VerifyLedger(ctx)
-	if after != before {
+	if after.Head() != before.Head() {
 		t.Fatalf("ledger moved: %+v -> %+v", before, after)
 	}
 }
