@@ -10,8 +10,8 @@ import (
 // files holds each job's module and, once written, its manifest
 // (<job>/manifest.yaml).
 //
-//go:embed airquality/job.wasm adult/job.wasm
-//go:embed airquality adult
+//go:embed airquality/job.wasm adult/job.wasm c/airquality/job.wasm
+//go:embed airquality adult c/airquality
 var files embed.FS
 
 // Job is one example job.
@@ -27,7 +27,11 @@ func AirQuality() Job { return load("airquality") }
 // Adult returns the adult job.
 func Adult() Job { return load("adult") }
 
-// All returns every example job.
+// AirQualityC returns the airquality job written in C, with per-row logic
+// in the guest (Name "c/airquality").
+func AirQualityC() Job { return load("c/airquality") }
+
+// All returns every example job written in Go.
 func All() []Job { return []Job{AirQuality(), Adult()} }
 
 func load(name string) Job {

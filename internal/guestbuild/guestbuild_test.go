@@ -23,3 +23,18 @@ func TestBuild(t *testing.T) {
 		t.Fatal("built a missing directory")
 	}
 }
+
+func TestBuildC(t *testing.T) {
+	ctx := context.Background()
+	if err := guestbuild.HaveC(ctx); err != nil {
+		t.Skip(err)
+	}
+	a, err := guestbuild.BuildC(ctx, "../../examples/c/airquality/job.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := guestbuild.BuildC(ctx, "../../examples/c/airquality/job.c")
+	if err != nil || !bytes.Equal(a, b) {
+		t.Fatalf("C build not reproducible: %v", err)
+	}
+}
