@@ -3,6 +3,7 @@ package wasm
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/covedata/cove"
 )
@@ -17,6 +18,7 @@ const (
 	DefaultMaxKeyTotalBytes = 64 << 20 // host memory held by one instance's keys
 	DefaultMaxBatchBytes    = 64 << 20 // one encoded batch region
 	DefaultMaxDebugBytes    = 1 << 20  // guest stdout+stderr shown per instance
+	DefaultDeadline         = 10 * time.Minute
 )
 
 // Config configures an Engine. It is an immutable value: each WithX returns
@@ -30,6 +32,7 @@ type Config struct {
 	maxBatchBytes    int64
 	cacheDir         string
 	debug            io.Writer
+	deadline         time.Duration
 }
 
 // NewConfig returns the defaults: 256 MiB of guest memory, modules up to
@@ -44,7 +47,47 @@ func NewConfig() Config {
 		maxKeyBytes:      DefaultMaxKeyBytes,
 		maxKeys:          DefaultMaxKeys,
 		maxBatchBytes:    DefaultMaxBatchBytes,
+		deadline:         DefaultDeadline,
 	}
+}
+
+// WithDeadline caps the life of each instance, from Instantiate to its last
+// batch, whatever the callers' contexts say (10 minutes by default). A
+// job's own, usually shorter, deadline comes with its context.
+func (c Config) WithDeadline(d time.Duration) Config { c.deadline = d; return c }
+
+// Limits are a Config's settings as plain values, to hand a configuration
+// to a sandbox process. Debug stands for WithDebugOutput (the receiver picks
+// the writer).
+type Limits struct {
+	MemoryLimitPages uint32
+	MaxModuleBytes   int
+	MaxEmits         int64
+	MaxKeyBytes      int
+	MaxKeys          int
+	MaxBatchBytes    int64
+	CacheDir         string
+	Debug            bool
+	Deadline         time.Duration
+}
+
+// Limits returns c's settings.
+func (c Config) Limits() Limits {
+	return Limits{MemoryLimitPages: c.memoryLimitPages, MaxModuleBytes: c.maxModuleBytes, MaxEmits: c.maxEmits,
+		MaxKeyBytes: c.maxKeyBytes, MaxKeys: c.maxKeys, MaxBatchBytes: c.maxBatchBytes, CacheDir: c.cacheDir,
+		Debug: c.debug != nil, Deadline: c.deadline}
+}
+
+// WithLimits returns c with l's settings; debug writes to debug when
+// l.Debug is set.
+func (c Config) WithLimits(l Limits, debug io.Writer) Config {
+	c.memoryLimitPages, c.maxModuleBytes, c.maxEmits = l.MemoryLimitPages, l.MaxModuleBytes, l.MaxEmits
+	c.maxKeyBytes, c.maxKeys, c.maxBatchBytes, c.cacheDir = l.MaxKeyBytes, l.MaxKeys, l.MaxBatchBytes, l.CacheDir
+	c.deadline, c.debug = l.Deadline, nil
+	if l.Debug {
+		c.debug = debug
+	}
+	return c
 }
 
 // WithMemoryLimitPages caps each instance's linear memory, in 64 KiB pages
@@ -94,6 +137,9 @@ func (c Config) validate() error {
 	}
 	if c.maxBatchBytes < 64 || c.maxBatchBytes > 1<<32-1 {
 		bad = append(bad, fmt.Sprintf("batch limit of %d bytes is outside [64,4GiB)", c.maxBatchBytes))
+	}
+	if c.deadline <= 0 {
+		bad = append(bad, "deadline must be positive")
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%w: wasm config: %v", cove.ErrInvalid, bad)

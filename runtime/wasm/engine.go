@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/tetratelabs/wazero"
@@ -257,6 +258,12 @@ type instance struct {
 	batch  api.Function
 	mu     sync.Mutex
 	failed error
+	end    time.Time // the instance's deadline (Config.WithDeadline)
+}
+
+// bound applies the instance's own deadline to ctx.
+func (i *instance) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, i.end)
 }
 
 // Instantiate starts an instance of m that may emit to outputs (the
@@ -282,7 +289,9 @@ func (m *module) Instantiate(ctx context.Context, outputs []string) (Instance, e
 	} else {
 		mc = mc.WithStdout(io.Discard).WithStderr(io.Discard)
 	}
-	i := &instance{m: m, state: st}
+	i := &instance{m: m, state: st, end: time.Now().Add(e.cfg.deadline)}
+	ctx, cancel := i.bound(ctx)
+	defer cancel()
 	callCtx := context.WithValue(ctx, stateKey{}, st)
 	mod, err := e.rt.InstantiateModule(callCtx, m.compiled, mc)
 	if err != nil {
@@ -331,6 +340,8 @@ func (i *instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit
 	if i.failed != nil {
 		return fmt.Errorf("%w: instance failed earlier and is closed", cove.ErrGuest)
 	}
+	ctx, cancel := i.bound(ctx)
+	defer cancel()
 	err := i.processBatch(ctx, rec, emit)
 	if err != nil {
 		i.failed = err

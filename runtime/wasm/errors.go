@@ -47,6 +47,13 @@ func (e *GuestError) Error() string {
 // deadline and cancellation).
 func (e *GuestError) Unwrap() []error { return e.wraps }
 
+// NewGuestError makes a guest error of kind (a sandbox process's error,
+// rebuilt in its parent). msg must hold no data.
+func NewGuestError(kind Kind, phase, msg string) *GuestError { return newGuestError(kind, phase, msg) }
+
+// Message is the error's message without the category and phase.
+func (e *GuestError) Message() string { return e.msg }
+
 func newGuestError(kind Kind, phase, msg string) *GuestError {
 	e := &GuestError{Kind: kind, Phase: phase, msg: msg}
 	switch kind {

@@ -223,7 +223,9 @@ func Encode(dst []byte, rec arrow.RecordBatch) error {
 		put(4, off)
 		switch code {
 		case TypeBool:
-			copyBits(dst[off:off+bitmap], data.Buffers()[1].Bytes(), data.Offset(), rows)
+			if rows > 0 {
+				copyBits(dst[off:off+bitmap], data.Buffers()[1].Bytes(), data.Offset(), rows)
+			}
 			put(5, bitmap)
 			skip(bitmap)
 		case TypeUTF8:

@@ -99,6 +99,7 @@ var Cases = []struct {
 
 // Run runs the suite on rt with module, the program's build.
 func Run(t *testing.T, rt wasm.Runtime, module []byte) {
+	t.Helper()
 	ctx := context.Background()
 	m, err := rt.Compile(ctx, module)
 	if err != nil {

@@ -1,0 +1,57 @@
+// Package isolate runs each guest instance in a sandbox process of its own:
+// the second wall around untrusted WebAssembly, behind the same
+// wasm.Runtime interface as the in-process engine (runtime/wasm), so a
+// caller switches by the value it is given.
+//
+// # The sandbox
+//
+// A sandbox is this program started again (by default os.Executable() with
+// the argument "sandbox" and the environment variable EnvChild=1; the cove
+// binary serves it as the hidden subcommand `cove sandbox`, test binaries
+// through ServeIfChild in TestMain). It receives the module and, per batch,
+// the guest's columns as an Arrow IPC stream over its stdin, and returns
+// only newly interned keys, emissions (output, rows, key ids, values) and a
+// status over its stdout. The parent keeps everything else, the privacy
+// unit columns included, and attributes units from the rows as before.
+//
+// Inside, before it reads an untrusted byte, the sandbox sets its own
+// resource limits: RLIMIT_AS (guest memory limit + 2 GiB by default),
+// RLIMIT_CPU (the instance deadline + grace, lowered per call to the time
+// the call's deadline leaves), no core dumps, no file over 1 GiB, 64
+// descriptors. It runs wazero with close-on-context-done, the memory limit,
+// no file system, network, real clock or host randomness (runtime/wasm).
+//
+// The process inherits no descriptor but its three pipes (stdin, stdout,
+// and stderr, which the parent discards unless debug output is on: mock
+// runs), dies with its parent (PDEATHSIG), and starts in a new network
+// namespace where the OS allows it: CLONE_NEWNET (needs CAP_SYS_ADMIN),
+// else CLONE_NEWUSER|CLONE_NEWNET (unprivileged user namespaces), else the
+// host's namespace, with a notice logged once per Engine
+// (Engine.Isolation says which). Without a namespace a sandbox still has
+// no network import to call: the namespace only matters for a guest that
+// escapes WebAssembly. It is Linux only; elsewhere sandboxes share the
+// host's network.
+//
+// # The watchdog
+//
+// Each exchange with a sandbox runs under the caller's context. When it is
+// done, the parent sends SIGTERM (the sandbox cancels the guest, which
+// wazero stops at its next loop head or call) and SIGKILL a grace period
+// later (1 s by default) if no answer came: a guest that outruns wazero's
+// own checks (a loop-free exponential call tree) cannot outrun the kill.
+// A sandbox that dies (killed, out of memory, SIGXCPU) fails its instance
+// with a *wasm.GuestError; the Engine and other instances are unaffected.
+//
+// # Costs
+//
+// A process start per Compile (to check the module without compiling
+// untrusted bytes in the host process) and per Instantiate, and one copy of
+// each batch through the pipe. Compiled code is shared through wazero's
+// compilation cache (keyed by the module's sha256), a temporary directory
+// per Engine when the configuration names none.
+//
+// # Concurrency
+//
+// Engine and modules are safe for concurrent use; an instance's methods
+// serialize.
+package isolate

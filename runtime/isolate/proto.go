@@ -1,0 +1,89 @@
+package isolate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"github.com/covedata/cove/runtime/wasm"
+	"io"
+)
+
+// Frames between parent and sandbox: a type byte, a little-endian u32
+// length, the payload.
+const (
+	// parent → sandbox
+	msgConfig      = 'C' // JSON hello: wasm.Limits, rlimits; then the module frame
+	msgModule      = 'W' // the module bytes: the sandbox compiles and checks them
+	msgInstantiate = 'I' // i64 deadline (unix ns, 0 none) + JSON outputs
+	msgBatch       = 'B' // i64 deadline + an Arrow IPC stream of one record batch
+	msgProbe       = 'P' // tests: the sandbox answers with what it can see
+	// sandbox → parent
+	msgOK       = 'K' // the request succeeded
+	msgError    = 'E' // JSON wireError: the request failed, the instance is done
+	msgKeys     = 'N' // u32 first id, then (u32 len, bytes) per key: newly interned keys
+	msgEmission = 'M' // u32 output, u32 n, n×u32 rows, n×u32 keys, n×f64 values
+)
+
+// maxFrame bounds a frame read from the other side.
+const maxFrame = 1 << 30
+
+func writeFrame(w io.Writer, typ byte, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n > maxFrame {
+		return fmt.Errorf("isolate: frame of %d bytes", n)
+	}
+	var hdr [5]byte
+	hdr[0] = typ
+	binary.LittleEndian.PutUint32(hdr[1:], uint32(n))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFrame reads one frame, reusing buf when it is large enough.
+func readFrame(r io.Reader, buf []byte, limit int) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(binary.LittleEndian.Uint32(hdr[1:]))
+	if n > limit {
+		return 0, nil, fmt.Errorf("isolate: frame of %d bytes exceeds %d", n, limit)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return hdr[0], buf, nil
+}
+
+// wireError is an error crossing the process boundary: a guest error's
+// kind, phase and message, or a category code and message.
+type wireError struct {
+	Kind  string `json:"kind,omitempty"`
+	Phase string `json:"phase,omitempty"`
+	Code  string `json:"code,omitempty"`
+	Msg   string `json:"msg"`
+}
+
+// hello is the sandbox's configuration.
+type hello struct {
+	Limits       wasm.Limits `json:"limits"`
+	AddressSpace uint64      `json:"address_space"` // RLIMIT_AS bytes, 0 for none
+	CPUSeconds   uint64      `json:"cpu_seconds"`   // RLIMIT_CPU, 0 for none
+}
