@@ -35,15 +35,17 @@ type unitState struct {
 // when a Seal covers it. Seal and Release cost O(log live units) per unit
 // folded.
 type Accumulator struct {
-	p      plan
-	prims  []primitive
-	aggs   []partAgg
-	keys   []string       // partition keys, by index
-	index  map[string]int // key → index
-	linf   uint64
-	l0     int
-	rng    *rand.Rand
-	k0, k1 uint64 // secret key of the partition-priority hash
+	p     plan
+	prims []primitive
+	aggs  []partAgg
+	keys  []string       // partition keys, by index
+	index map[string]int // key → index
+	// maxKeys is MaxPartitionKeys (a field so that a test can lower it).
+	maxKeys int
+	linf    uint64
+	l0      int
+	rng     *rand.Rand
+	k0, k1  uint64 // secret key of the partition-priority hash
 
 	// Private partitions only: the selector and the number of folded units
 	// of each partition, and how many partitions have at least one.
@@ -72,15 +74,16 @@ func NewAccumulator(s Spec) (*Accumulator, error) {
 	crand.Read(seed[:]) // never fails (Go ≥ 1.24); see package doc on why ChaCha8 is fine here
 	rng := rand.New(rand.NewChaCha8(seed))
 	a := &Accumulator{
-		p:     p,
-		prims: p.primitives(),
-		index: make(map[string]int, len(p.Partitions)),
-		linf:  uint64(s.MaxContributions),
-		l0:    s.MaxPartitions,
-		rng:   rng,
-		k0:    rng.Uint64(),
-		k1:    rng.Uint64(),
-		units: make(map[uint64]*unitState),
+		p:       p,
+		prims:   p.primitives(),
+		index:   make(map[string]int, len(p.Partitions)),
+		maxKeys: MaxPartitionKeys,
+		linf:    uint64(s.MaxContributions),
+		l0:      s.MaxPartitions,
+		rng:     rng,
+		k0:      rng.Uint64(),
+		k1:      rng.Uint64(),
+		units:   make(map[uint64]*unitState),
 	}
 	for _, k := range p.Partitions {
 		if _, err := a.newPartition(k); err != nil {
@@ -135,8 +138,8 @@ func (a *Accumulator) Partition(key string) (int, error) {
 			return i, nil
 		}
 	}
-	if len(a.keys) >= MaxPartitionKeys {
-		return 0, fmt.Errorf("%w: enclave: output %q has more than %d distinct partition keys", cove.ErrLimit, a.p.Output, MaxPartitionKeys)
+	if len(a.keys) >= a.maxKeys {
+		return 0, fmt.Errorf("%w: enclave: output %q has more than %d distinct partition keys", cove.ErrLimit, a.p.Output, a.maxKeys)
 	}
 	return a.newPartition(strings.Clone(key))
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package enclave
+
+const raceEnabled = false
