@@ -48,7 +48,7 @@ var (
 type dpCase struct {
 	name     string
 	spec     Spec
-	a, b     []contribution         // neighbouring datasets
+	a, b     []contribution           // neighbouring datasets
 	pick     func(r *Release) float64 // the released number tested; default Rows[0].Value
 	sample   func(neighbour bool) float64
 	gran     float64 // discretization of outputs
