@@ -48,7 +48,7 @@ func (n *notices) logf(format string, args ...any) {
 }
 
 func testConfig() Config {
-	return NewConfig(wasm.NewConfig().WithCompilationCacheDir(cacheDir).WithMaxEmits(10_000).WithMemoryLimitPages(1024)).
+	return NewConfig(wasm.NewConfig().WithCompilationCacheDir(cacheDir).WithMaxEmits(10_000).WithMaxKeys(1000).WithMemoryLimitPages(1024)).
 		WithCommand(os.Args[0]).WithLogf(func(string, ...any) {})
 }
 

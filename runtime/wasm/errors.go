@@ -128,6 +128,16 @@ func (e *Engine) classify(ctx context.Context, phase string, st *abi.State, mem 
 				break
 			}
 		}
+	} else {
+		// Some traps (stack overflow) come without the prefix. The kind is
+		// still one of the fixed set, whatever else the text holds.
+		first, _, _ := strings.Cut(text, "\n")
+		for _, k := range trapKinds {
+			if strings.Contains(first, k) {
+				kind = k
+				break
+			}
+		}
 	}
 	msg := "guest trapped: " + kind
 	if debug {
