@@ -259,8 +259,10 @@ func (a *meanAgg) fold(s *slot) error {
 
 // ciSplits is how many ways of splitting alpha between numerator and
 // denominator the mean's interval tries (the library tries 999; every split
-// gives a valid interval, the tightest is kept).
-const ciSplits = 100
+// gives a valid interval, the tightest is kept). 20 is within a few percent
+// of the tightest and keeps a Gaussian mean's release under 0.2 ms (each
+// Gaussian interval recomputes σ).
+const ciSplits = 20
 
 func (a *meanAgg) rows() ([]Row, error) {
 	c, err := a.c.result()
