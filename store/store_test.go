@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,11 +23,12 @@ func newStore(t *testing.T) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
-	d := policy.Dataset{Name: "air", Location: "air.parquet", Columns: []policy.Column{{Name: "station", Type: "utf8"}, {Name: "PM2.5", Type: "float64"}}}
+	d := policy.Dataset{Name: "air", Location: "air.parquet", Sharing: policy.Open, Level: 1, Columns: []policy.Column{{Name: "station", Type: "utf8"}, {Name: "PM2.5", Type: "float64"}}}
 	if err := s.RegisterDataset(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	g := policy.Grant{ID: "g1", Operator: "acme", Purposes: []string{"research"}, Datasets: []string{"air"},
+	g := policy.Grant{ID: "g1", Operator: "acme", Mode: policy.Scenario, Mechanisms: []string{policy.MechanismDP}, Pricing: policy.Industry,
+		Purposes: []string{"research"}, Datasets: []string{"air"},
 		Columns: map[string][]string{"air": {"station", "PM2.5"}}, EpsilonCap: map[string]float64{"air": 1},
 		ValidFrom: time.Now().Add(-time.Hour), ValidUntil: time.Now().Add(time.Hour)}
 	if err := s.CreateGrant(ctx, g); err != nil {
@@ -35,12 +37,17 @@ func newStore(t *testing.T) *Store {
 	return s
 }
 
+// submitAndAdmit submits a job and admits it; an admitted job is started, as
+// the runner would, so that it can be released.
 func submitAndAdmit(ctx context.Context, s *Store, id string, eps float64) error {
-	if err := s.SubmitJob(ctx, Job{ID: id, Operator: "acme", Grant: "g1", Dataset: "air", Epsilon: eps, ManifestSHA256: "m", ModuleSHA256: "w"}); err != nil {
+	if err := s.SubmitJob(ctx, Submission{Job: Job{ID: id, Operator: "acme", Grant: "g1", Dataset: "air", Epsilon: eps, ManifestSHA256: "m", ModuleSHA256: "w"}}); err != nil {
 		return err
 	}
-	return s.Admit(ctx, policy.Request{Job: id, Operator: "acme", Grant: "g1", Purpose: "research", Dataset: "air",
-		Columns: []string{"PM2.5"}, Epsilon: eps})
+	if _, err := s.Admit(ctx, policy.Request{Job: id, Operator: "acme", Grant: "g1", Purpose: "research", Dataset: "air",
+		Mechanism: policy.MechanismDP, Columns: []string{"PM2.5"}, Epsilon: eps}); err != nil {
+		return err
+	}
+	return s.Start(ctx, id)
 }
 
 func TestReleaseDebitsAndIsRecorded(t *testing.T) {
@@ -68,7 +75,7 @@ func TestReleaseDebitsAndIsRecorded(t *testing.T) {
 	if err != nil || string(got) != `{"v":1}` {
 		t.Fatalf("stored release = %s, %v", got, err)
 	}
-	if err := s.SubmitJob(ctx, Job{ID: "j1", Operator: "acme", Grant: "g1", Dataset: "air"}); !errors.Is(err, cove.ErrExists) {
+	if err := s.SubmitJob(ctx, Submission{Job: Job{ID: "j1", Operator: "acme", Grant: "g1", Dataset: "air"}}); !errors.Is(err, cove.ErrExists) {
 		t.Fatalf("resubmission: %v", err)
 	}
 	head, err := s.VerifyLedger(ctx)
@@ -131,7 +138,7 @@ func TestLedgerFailureFailsClosed(t *testing.T) {
 	if _, err := s.StoredRelease(ctx, "j1"); !errors.Is(err, cove.ErrNotFound) {
 		t.Fatalf("release stored without a ledger entry: %v", err)
 	}
-	if j, _ := s.Job(ctx, "j1"); j.State != StateAdmitted {
+	if j, _ := s.Job(ctx, "j1"); j.State != StateRunning {
 		t.Fatalf("state changed without a ledger entry: %s", j.State)
 	}
 	after, _ := s.VerifyLedger(ctx)
@@ -146,8 +153,12 @@ func TestLedgerFailureFailsClosed(t *testing.T) {
 func TestBudgetHammer(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	const workers, perWorker, eps = 8, 25, 0.01
+	// 16 × 320 jobs: each reserves, then commits (two in three) or is
+	// refunded — over 10,000 budget operations — against a cap that runs out
+	// (1 ε at 0.001 a job), so late reservations must be refused.
+	const workers, perWorker, eps = 16, 320, 0.001
 	var mu sync.Mutex
+	var ops atomic.Int64
 	released := 0
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -156,12 +167,14 @@ func TestBudgetHammer(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < perWorker; i++ {
 				id := fmt.Sprintf("w%d-%d", w, i)
+				ops.Add(1) // reserve
 				if err := submitAndAdmit(ctx, s, id, eps); err != nil {
 					if !errors.Is(err, cove.ErrBudgetExceeded) {
 						t.Error(err)
 					}
 					continue
 				}
+				ops.Add(1) // commit or refund
 				if i%3 == 0 {
 					if err := s.Fail(ctx, id, "cancelled", nil); err != nil {
 						t.Error(err)
@@ -192,5 +205,5 @@ func TestBudgetHammer(t *testing.T) {
 	if _, err := s.VerifyLedger(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("released %d jobs, spent %.2f of %.2f", released, b.Spent, b.Cap)
+	t.Logf("%d jobs, %d budget operations: released %d, spent %.3f of %.3f, overspend 0", workers*perWorker, ops.Load(), released, b.Spent, b.Cap)
 }
