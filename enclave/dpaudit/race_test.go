@@ -1,0 +1,5 @@
+//go:build race
+
+package dpaudit_test
+
+const raceEnabled = true
