@@ -34,7 +34,7 @@ type Result struct {
 	Declared   float64 `json:"declared_epsilon"`
 	Delta      float64 `json:"delta"`
 	LowerBound float64 `json:"epsilon_lower_bound"` // ≥ 0
-	Samples    int     `json:"samples"`           // per dataset
+	Samples    int     `json:"samples"`             // per dataset
 	Alpha      float64 `json:"alpha"`
 	// The chosen test: the event Value > Threshold (Above) or < Threshold,
 	// with P1 the lower bound of its probability on the dataset named First
