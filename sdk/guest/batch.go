@@ -44,6 +44,7 @@ type column struct {
 	values   []byte
 	data     []byte  // utf8: the bytes; dictionary: the dictionary's bytes
 	dictOffs []int32 // dictionary: its offsets
+	checked  bool    // offsets or indices validated (on first use: a kernels-only job never pays the per-row check)
 }
 
 // Batch is one record batch: a number of rows and named, typed columns.
@@ -187,6 +188,9 @@ type Strings struct {
 // panics if there is none.
 func (b *Batch) String(name string) Strings {
 	c := b.columnOf(name, typeUTF8, typeDict)
+	if !c.checked {
+		c.check(b.rows)
+	}
 	if c.typ == typeUTF8 {
 		return Strings{offsets: view[int32](c.values, b.rows+1), data: c.data, n: b.rows, valid: c.validity}
 	}
@@ -443,21 +447,6 @@ func decode(region []byte) (*Batch, error) {
 		if len(c.values) != want {
 			return nil, errors.New("guest: column " + q(c.name) + " has " + itoa(len(c.values)) + " value bytes, want " + itoa(want))
 		}
-		if c.typ == typeUTF8 {
-			if !offsetsOK(view[int32](c.values, rows+1), len(c.data)) {
-				return nil, errors.New("guest: column " + q(c.name) + " has bad utf8 offsets")
-			}
-		}
-		if c.typ == typeDict {
-			n := int32(len(c.dictOffs) - 1)
-			for _, x := range view[int32](c.values, rows) {
-				if x < 0 || x >= n {
-					if x != 0 || n != 0 {
-						return nil, errors.New("guest: column " + q(c.name) + " has a dictionary index out of range")
-					}
-				}
-			}
-		}
 		if _, dup := b.byName[c.name]; dup {
 			return nil, errors.New("guest: column " + q(c.name) + " appears twice")
 		}
@@ -498,4 +487,20 @@ func dictBlock(b []byte) ([]int32, []byte, error) {
 		return nil, nil, errors.New("dictionary has bad offsets")
 	}
 	return offs, data, nil
+}
+
+// check validates a string column's offsets or dictionary indices once.
+func (c *column) check(rows int) {
+	if c.typ == typeUTF8 && !offsetsOK(view[int32](c.values, rows+1), len(c.data)) {
+		panic("guest: column " + q(c.name) + " has bad utf8 offsets")
+	}
+	if c.typ == typeDict {
+		n := int32(len(c.dictOffs) - 1)
+		for _, x := range view[int32](c.values, rows) {
+			if (x < 0 || x >= n) && (x != 0 || n != 0) {
+				panic("guest: column " + q(c.name) + " has a dictionary index out of range")
+			}
+		}
+	}
+	c.checked = true
 }
