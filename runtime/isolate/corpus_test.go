@@ -208,6 +208,9 @@ func corpus() []hostile {
 // concurrent good job unaffected. It reports the worst overrun past the
 // deadline and the sandboxes' peak memory.
 func TestHostileCorpus(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the corpus times sandboxes, which under -race are the race-instrumented test binary and start and compile several times slower; it runs in the plain `go test ./...`")
+	}
 	wat2wasm, err := exec.LookPath("wat2wasm")
 	if err != nil {
 		t.Skip("wat2wasm not found: install Debian's wabt (as .ci/run does) to run the hostile corpus")
