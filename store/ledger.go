@@ -31,10 +31,10 @@ const (
 type Option func(*options)
 
 type options struct {
-	keyFile     string
-	origin      string
-	originSet   bool
-	every       uint64
+	keyFile   string
+	origin    string
+	originSet bool
+	every     uint64
 }
 
 // WithLedgerKey keeps the ledger's Ed25519 signer key in file path instead of

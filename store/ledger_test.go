@@ -269,3 +269,19 @@ func TestLedgerKeyFile(t *testing.T) {
 		t.Fatalf("WithLedgerKey: %v", err)
 	}
 }
+
+// TestLegacyLedgerRefused opens a database holding the hash-chained ledger of
+// earlier versions: it must be refused, not silently mixed with a tree.
+func TestLegacyLedgerRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := openLedgerStore(t, dir)
+	if _, err := s.db.Exec(`DROP TABLE ledger; CREATE TABLE ledger (
+		seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+		body BLOB NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(context.Background(), filepath.Join(dir, "cove.db")); !errors.Is(err, cove.ErrLedger) {
+		t.Fatalf("Open = %v, want ErrLedger", err)
+	}
+}
