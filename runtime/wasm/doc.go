@@ -7,7 +7,8 @@
 // # Use
 //
 //	eng, _ := wasm.NewEngine(ctx, wasm.NewConfig())
-//	mod, _ := eng.Compile(ctx, moduleBytes)          // refuses imports outside the ABI
+//	var rt wasm.Runtime = eng                        // or an isolate.Engine
+//	mod, _ := rt.Compile(ctx, moduleBytes)           // refuses imports outside the ABI
 //	inst, _ := mod.Instantiate(ctx, []string{"pm25_mean"}) // the manifest's outputs
 //	err := inst.ProcessBatch(ctx, rec, func(em wasm.Emission) error {
 //		// em.Rows[j] is the row whose privacy unit contributes em.Values[j]
@@ -45,8 +46,15 @@
 // against Config.WithMaxEmits.
 //
 // A call tree with no loops can still run seconds past the deadline (wazero
-// checks the context at loop heads and calls only); the process wall around
-// guests is a later layer (docs RELIABILITY.md §2).
+// checks the context at loop heads and calls only); runtime/isolate puts a
+// process wall around guests (SIGKILL at deadline + grace) behind the same
+// Runtime interface.
+//
+// # Host kernels
+//
+// Module "cove" also offers kernels (k_filter, k_bucket, k_emit, k_select,
+// k_len, k_read) that filter, group and emit natively over the batch's
+// Arrow record on the host; runtime/internal/abi implements them.
 //
 // # No data in errors
 //
