@@ -1,0 +1,461 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxResponse bounds what the client reads of one answer.
+const maxResponse = 256 << 20
+
+// Client calls one Cove server. Safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+	poll  time.Duration
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithToken sets the bearer token; without one the client is the public.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+
+// WithHTTPClient sets the HTTP client (TLS roots, proxies, timeouts).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithPollWait sets how long one long poll of a wait may last (default 30 s).
+func WithPollWait(d time.Duration) Option { return func(c *Client) { c.poll = d } }
+
+// New returns a client of the server at baseURL ("https://host:port").
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: server URL %q must be http(s)://host[:port]", baseURL)
+	}
+	c := &Client{base: u, hc: http.DefaultClient, poll: 30 * time.Second}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// do sends a request and decodes a JSON answer into out (unless nil).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, out any) error {
+	resp, err := c.send(ctx, method, path, query, body, contentType)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+		return err
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+		return err
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(out); err != nil {
+		return fmt.Errorf("client: decoding %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends a request; an error answer becomes an *Error.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	e := &Error{Status: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(b, e) != nil || e.Code == "" {
+		e.Code, e.Message = "internal", fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode)
+	}
+	return nil, e
+}
+
+func (c *Client) get(ctx context.Context, path string, query url.Values, out any) error {
+	return c.do(ctx, http.MethodGet, path, query, nil, "", out)
+}
+
+func (c *Client) post(ctx context.Context, path string, in, out any) error {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	return c.do(ctx, http.MethodPost, path, nil, body, ct, out)
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// Health reports the service's state.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var h Health
+	return h, c.get(ctx, "/healthz", nil, &h)
+}
+
+// WhoAmI returns the token's role and subject.
+func (c *Client) WhoAmI(ctx context.Context) (Principal, error) {
+	var p Principal
+	return p, c.get(ctx, "/v1/whoami", nil, &p)
+}
+
+// Datasets lists the catalog.
+func (c *Client) Datasets(ctx context.Context) ([]Dataset, error) {
+	var ds []Dataset
+	return ds, c.get(ctx, "/v1/datasets", nil, &ds)
+}
+
+// Dataset returns a catalog entry.
+func (c *Client) Dataset(ctx context.Context, name string) (Dataset, error) {
+	var d Dataset
+	return d, c.get(ctx, "/v1/datasets/"+esc(name), nil, &d)
+}
+
+// RegisterDataset registers a dataset whose file is in the server's data
+// directory at d.Location; column types, hash and rows may be left out.
+func (c *Client) RegisterDataset(ctx context.Context, d Dataset) (Dataset, error) {
+	var out Dataset
+	return out, c.post(ctx, "/v1/datasets", d, &out)
+}
+
+// DatasetUsage returns a dataset's usage.
+func (c *Client) DatasetUsage(ctx context.Context, name string) (Usage, error) {
+	var u Usage
+	return u, c.get(ctx, "/v1/datasets/"+esc(name)+"/usage", nil, &u)
+}
+
+// Grants lists the grants the caller may see.
+func (c *Client) Grants(ctx context.Context) ([]Grant, error) {
+	var gs []Grant
+	return gs, c.get(ctx, "/v1/grants", nil, &gs)
+}
+
+// Grant returns a grant.
+func (c *Client) Grant(ctx context.Context, id string) (Grant, error) {
+	var g Grant
+	return g, c.get(ctx, "/v1/grants/"+esc(id), nil, &g)
+}
+
+// CreateGrant creates a grant (authority).
+func (c *Client) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
+	var out Grant
+	return out, c.post(ctx, "/v1/grants", g, &out)
+}
+
+// RevokeGrant revokes a grant (authority); its jobs are cancelled.
+func (c *Client) RevokeGrant(ctx context.Context, id, reason string) (Revocation, error) {
+	var out Revocation
+	return out, c.post(ctx, "/v1/grants/"+esc(id)+"/revoke", map[string]string{"reason": reason}, &out)
+}
+
+// Budgets returns a grant's budget per dataset.
+func (c *Client) Budgets(ctx context.Context, grant string) ([]Budget, error) {
+	var out []Budget
+	return out, c.get(ctx, "/v1/grants/"+esc(grant)+"/budgets", nil, &out)
+}
+
+func multipartBody(sub Submission) (io.Reader, string, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if sub.ID != "" {
+		if err := mw.WriteField("id", sub.ID); err != nil {
+			return nil, "", err
+		}
+	}
+	for _, p := range []struct {
+		name, file string
+		b          []byte
+	}{{"manifest", "manifest.yaml", sub.Manifest}, {"module", "job.wasm", sub.Module}} {
+		w, err := mw.CreateFormFile(p.name, p.file)
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := w.Write(p.b); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, "", err
+	}
+	return &buf, mw.FormDataContentType(), nil
+}
+
+// Submit submits a job (operator). A rejected job is an *Error whose
+// Violations list every reason and whose Job is the rejected job's id.
+func (c *Client) Submit(ctx context.Context, sub Submission) (Job, error) {
+	body, ct, err := multipartBody(sub)
+	if err != nil {
+		return Job{}, err
+	}
+	var j Job
+	return j, c.do(ctx, http.MethodPost, "/v1/jobs", nil, body, ct, &j)
+}
+
+// DryRun answers what Submit would, recording nothing.
+func (c *Client) DryRun(ctx context.Context, sub Submission) (Decision, error) {
+	body, ct, err := multipartBody(sub)
+	if err != nil {
+		return Decision{}, err
+	}
+	var d Decision
+	return d, c.do(ctx, http.MethodPost, "/v1/jobs/dry-run", nil, body, ct, &d)
+}
+
+// Jobs lists the jobs the caller may see.
+func (c *Client) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+	q := url.Values{}
+	if f.State != "" {
+		q.Set("state", f.State)
+	}
+	if f.Grant != "" {
+		q.Set("grant", f.Grant)
+	}
+	var js []Job
+	return js, c.get(ctx, "/v1/jobs", q, &js)
+}
+
+// Job returns a job's status.
+func (c *Client) Job(ctx context.Context, id string) (Job, error) {
+	var j Job
+	return j, c.get(ctx, "/v1/jobs/"+esc(id), nil, &j)
+}
+
+// JobChange waits up to wait for job id to leave state seen, and returns it.
+func (c *Client) JobChange(ctx context.Context, id, seen string, wait time.Duration) (Job, error) {
+	var j Job
+	q := url.Values{"state": {seen}, "wait": {wait.String()}}
+	return j, c.get(ctx, "/v1/jobs/"+esc(id), q, &j)
+}
+
+// Events returns a job's steps.
+func (c *Client) Events(ctx context.Context, id string) ([]Event, error) {
+	var es []Event
+	return es, c.get(ctx, "/v1/jobs/"+esc(id)+"/events", nil, &es)
+}
+
+// Cancel cancels a job, refunded.
+func (c *Client) Cancel(ctx context.Context, id, reason string) (Job, error) {
+	var j Job
+	return j, c.post(ctx, "/v1/jobs/"+esc(id)+"/cancel", map[string]string{"reason": reason}, &j)
+}
+
+// Release returns a released job's result.
+func (c *Client) Release(ctx context.Context, id string) (*Release, error) {
+	var r Release
+	if err := c.get(ctx, "/v1/jobs/"+esc(id)+"/release", nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Wait long-polls job id until it ends, calling progress (if not nil) with
+// each state it sees, the first included. It returns the ended job; ending
+// without a release is not an error here (see SubmitAndWait). A job in
+// review is waited for too: bound the wait with ctx.
+func (c *Client) Wait(ctx context.Context, id string, progress func(Job)) (Job, error) {
+	j, err := c.Job(ctx, id)
+	for err == nil {
+		if progress != nil {
+			progress(j)
+		}
+		if Final(j.State) {
+			return j, nil
+		}
+		seen := j.State
+		for err == nil && j.State == seen {
+			j, err = c.JobChange(ctx, id, seen, c.poll)
+		}
+	}
+	return j, err
+}
+
+// SubmitAndWait submits a job, waits for its end and returns its release.
+// A job that ends without one is a *JobError.
+func (c *Client) SubmitAndWait(ctx context.Context, sub Submission, progress func(Job)) (*Release, error) {
+	j, err := c.Submit(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	if j, err = c.Wait(ctx, j.ID, progress); err != nil {
+		return nil, err
+	}
+	if j.State != StateReleased {
+		return nil, &JobError{Job: j}
+	}
+	return c.Release(ctx, j.ID)
+}
+
+// Reviews lists jobs waiting for review (authority).
+func (c *Client) Reviews(ctx context.Context) ([]Job, error) {
+	var js []Job
+	return js, c.get(ctx, "/v1/reviews", nil, &js)
+}
+
+// Review approves or rejects a job in review (authority).
+func (c *Client) Review(ctx context.Context, id string, approve bool, reason string) (Job, error) {
+	var j Job
+	return j, c.post(ctx, "/v1/reviews/"+esc(id), map[string]any{"approve": approve, "reason": reason}, &j)
+}
+
+// LedgerEntries returns up to limit entries from sequence number from
+// (authority).
+func (c *Client) LedgerEntries(ctx context.Context, from, limit uint64) ([]Entry, error) {
+	q := url.Values{}
+	if from > 0 {
+		q.Set("from", strconv.FormatUint(from, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.FormatUint(limit, 10))
+	}
+	var es []Entry
+	return es, c.get(ctx, "/v1/ledger/entries", q, &es)
+}
+
+// LedgerExport copies the ledger's verifiable export to w (authority).
+func (c *Client) LedgerExport(ctx context.Context, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/ledger/export", nil, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// VerifierKey returns the ledger's verifier key.
+func (c *Client) VerifierKey(ctx context.Context) (string, error) {
+	var k struct {
+		Key string `json:"key"`
+	}
+	return k.Key, c.get(ctx, "/v1/ledger/key", nil, &k)
+}
+
+// Checkpoints lists the signed checkpoints.
+func (c *Client) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
+	var cps []Checkpoint
+	return cps, c.get(ctx, "/v1/ledger/checkpoints", nil, &cps)
+}
+
+// LatestCheckpoint returns the latest signed checkpoint.
+func (c *Client) LatestCheckpoint(ctx context.Context) (Checkpoint, error) {
+	var cp Checkpoint
+	return cp, c.get(ctx, "/v1/ledger/checkpoints/latest", nil, &cp)
+}
+
+// SignCheckpoint signs a checkpoint of the current head (authority).
+func (c *Client) SignCheckpoint(ctx context.Context) (Checkpoint, error) {
+	var cp Checkpoint
+	return cp, c.post(ctx, "/v1/ledger/checkpoints", nil, &cp)
+}
+
+// InclusionProof proves entry seq against the checkpoint of size (0: the
+// latest).
+func (c *Client) InclusionProof(ctx context.Context, seq, size uint64) (InclusionProof, error) {
+	q := url.Values{"seq": {strconv.FormatUint(seq, 10)}}
+	if size > 0 {
+		q.Set("size", strconv.FormatUint(size, 10))
+	}
+	var p InclusionProof
+	return p, c.get(ctx, "/v1/ledger/proofs/inclusion", q, &p)
+}
+
+// ConsistencyProof proves the checkpoint of size newSize (0: the latest)
+// extends that of oldSize.
+func (c *Client) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) (ConsistencyProof, error) {
+	q := url.Values{"old": {strconv.FormatUint(oldSize, 10)}}
+	if newSize > 0 {
+		q.Set("new", strconv.FormatUint(newSize, 10))
+	}
+	var p ConsistencyProof
+	return p, c.get(ctx, "/v1/ledger/proofs/consistency", q, &p)
+}
+
+// Statements returns the priced statements of month (YYYY-MM; "" this
+// month); an operator gets its own.
+func (c *Client) Statements(ctx context.Context, month, operator string) ([]Statement, error) {
+	q := url.Values{}
+	if month != "" {
+		q.Set("month", month)
+	}
+	if operator != "" {
+		q.Set("operator", operator)
+	}
+	var out []Statement
+	return out, c.get(ctx, "/v1/statements", q, &out)
+}
+
+// Disclosure returns the disclosure report.
+func (c *Client) Disclosure(ctx context.Context) (*Disclosure, error) {
+	var d Disclosure
+	if err := c.get(ctx, "/v1/disclosure", nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// DisclosureHTML returns the disclosure report as an HTML page.
+func (c *Client) DisclosureHTML(ctx context.Context) ([]byte, error) {
+	var b []byte
+	return b, c.get(ctx, "/v1/disclosure", url.Values{"format": {"html"}}, &b)
+}
+
+// Tokens lists issued tokens (authority).
+func (c *Client) Tokens(ctx context.Context) ([]TokenInfo, error) {
+	var ts []TokenInfo
+	return ts, c.get(ctx, "/v1/tokens", nil, &ts)
+}
+
+// CreateToken issues a token (authority); subject names the operator or
+// provider it acts for.
+func (c *Client) CreateToken(ctx context.Context, role, subject, note string) (NewToken, error) {
+	var t NewToken
+	return t, c.post(ctx, "/v1/tokens", map[string]string{"role": role, "subject": subject, "note": note}, &t)
+}
+
+// RevokeToken revokes a token by id (authority).
+func (c *Client) RevokeToken(ctx context.Context, id string) (TokenInfo, error) {
+	var t TokenInfo
+	return t, c.post(ctx, "/v1/tokens/"+esc(id)+"/revoke", nil, &t)
+}
+
+// Metrics returns the Prometheus exposition (authority).
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	var b []byte
+	err := c.get(ctx, "/metrics", nil, &b)
+	return string(b), err
+}
