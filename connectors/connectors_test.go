@@ -179,7 +179,7 @@ func TestOpenErrors(t *testing.T) {
 		{"negative batch", file, b, connectors.Options{BatchRows: -1}, cove.ErrInvalid, []string{file}},
 		{"negative limit", file, b, connectors.Options{MaxBytes: -1}, cove.ErrInvalid, []string{file}},
 		{"over the size limit", file, b, connectors.Options{MaxBytes: 1000}, cove.ErrLimit, []string{file, "limit 1000"}},
-		{"unsupported format", "adult.csv", b, connectors.Options{}, cove.ErrInvalid, []string{"adult.csv", "unsupported format"}},
+		{"unsupported format", "adult.txt", b, connectors.Options{}, cove.ErrInvalid, []string{"adult.txt", "unsupported format"}},
 		{"no extension", "adult", b, connectors.Options{}, cove.ErrInvalid, []string{"unsupported format"}},
 		{"truncated", file, b[:len(b)/2], connectors.Options{}, cove.ErrInvalid, []string{file, "corrupt or truncated"}},
 		{"footer only cut", file, b[:len(b)-4], connectors.Options{}, cove.ErrInvalid, []string{file}},
@@ -302,8 +302,8 @@ func TestOpenFile(t *testing.T) {
 		if f, _ := sc.FieldsByName("wd"); len(f) != 1 || f[0].Type.ID() != arrow.STRING || !f[0].Nullable {
 			t.Errorf("wd field = %v, want nullable utf8", f)
 		}
-		if _, err := connectors.ReadSchema(filepath.Join(dir, "air.csv")); !errors.Is(err, cove.ErrInvalid) {
-			t.Errorf("ReadSchema(.csv) error = %v, want ErrInvalid", err)
+		if _, err := connectors.ReadSchema(filepath.Join(dir, "air.txt")); !errors.Is(err, cove.ErrInvalid) {
+			t.Errorf("ReadSchema(.txt) error = %v, want ErrInvalid", err)
 		}
 		bad := filepath.Join(dir, "bad.parquet")
 		if err := os.WriteFile(bad, b[:1000], 0o644); err != nil {

@@ -35,9 +35,10 @@ func readerProps() *parquet.ReaderProperties {
 	return p
 }
 
-func openParquet(name string, in readerAtSeeker, opt Options) (src batchSource, rows int64, err error) {
+func openParquet(in *input, opt Options) (src batchSource, rows int64, err error) {
+	name := in.name
 	defer recoverCorrupt(name, &err)
-	pf, err := file.NewParquetReader(in, file.WithReadProps(readerProps()))
+	pf, err := file.NewParquetReader(in.section(), file.WithReadProps(readerProps()))
 	if err != nil {
 		return nil, 0, corrupt(name, err)
 	}
@@ -109,21 +110,6 @@ func appendLeaves(dst []int, f *pqarrow.SchemaField) []int {
 	return dst
 }
 
-func parquetSchema(name string, in readerAtSeeker) (sc *arrow.Schema, err error) {
-	defer recoverCorrupt(name, &err)
-	pf, err := file.NewParquetReader(in, file.WithReadProps(readerProps()))
-	if err != nil {
-		return nil, corrupt(name, err)
-	}
-	defer pf.Close()
-	md := pf.MetaData()
-	sc, err = pqarrow.FromParquet(md.Schema, &pqarrow.ArrowReadProperties{}, md.KeyValueMetadata())
-	if err != nil {
-		return nil, corrupt(name, err)
-	}
-	return sc, nil
-}
-
 func (s *parquetSource) Schema() *arrow.Schema { return s.rr.Schema() }
 
 func (s *parquetSource) Next() (ok bool, err error) {
@@ -148,10 +134,23 @@ func (s *parquetSource) Close() error {
 // mean the bytes are not valid Parquet. arrow-go's messages describe
 // structure (offsets, sizes, encodings), not values.
 func corrupt(name string, err error) error {
-	if _, ok := errors.AsType[*fs.PathError](err); ok {
+	if passThrough(err) {
 		return fmt.Errorf("%s: reading Parquet: %w", name, err)
 	}
 	return fmt.Errorf("%w: %s: corrupt or truncated Parquet: %w", cove.ErrInvalid, name, err)
+}
+
+// passThrough reports whether err is an I/O failure rather than bad bytes.
+func passThrough(err error) bool {
+	if _, ok := errors.AsType[*fs.PathError](err); ok {
+		return true
+	}
+	for _, e := range []error{ErrChanged, ErrUnavailable, ErrAccessDenied, cove.ErrNotFound, cove.ErrLimit, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // recoverCorrupt turns a decoder panic, which malformed input can cause, into
