@@ -30,8 +30,8 @@ type csvSource struct {
 	schema  *arrow.Schema // of the batches
 	cols    []*csvColumn
 	nfields int
-	row     int64      // data rows read so far
-	pending []csvRow   // rows read to infer the schema, not yet decoded
+	row     int64    // data rows read so far
+	pending []csvRow // rows read to infer the schema, not yet decoded
 	rec     arrow.RecordBatch
 	eof     bool
 }
