@@ -23,13 +23,14 @@ var allowed = map[string][]string{
 	"examples":                  {},
 	"runtime/wasm":              {"", "runtime/internal/abi"},
 	"runtime/internal/abi":      {},
+	"runtime/isolate":           {"", "runtime/wasm"},
 	"report":                    {"", "ledger"},
 	"store":                     {"", "ledger", "policy"},
 	"jobs":                      {"", "connectors", "enclave", "ledger", "policy", "runtime/wasm", "store"},
-	"internal/demo":             {"", "connectors", "demodata", "examples", "jobs", "ledger", "policy", "runtime/wasm", "store"},
+	"internal/demo":             {"runtime/isolate", "report", "", "connectors", "demodata", "examples", "jobs", "ledger", "policy", "runtime/wasm", "store"},
 	"internal/guestbuild":       {},
 	"internal/tools/mkdemodata": {""},
-	"cmd/cove":                  {"", "internal/demo", "ledger", "store"},
+	"cmd/cove":                  {"runtime/isolate", "report", "", "internal/demo", "ledger", "store"},
 	"bench":                     {"*"},
 }
 

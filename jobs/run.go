@@ -56,14 +56,16 @@ func (c Config) WithAllocator(a memory.Allocator) Config { c.alloc = a; return c
 type Runner struct {
 	cfg    Config
 	store  *store.Store
-	engine *wasm.Engine
+	engine wasm.Runtime
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // by job id
 }
 
-// NewRunner composes a store and a WebAssembly engine.
-func NewRunner(st *store.Store, eng *wasm.Engine, cfg Config) *Runner {
+// NewRunner composes a store and a WebAssembly runtime: an isolate.Engine
+// (each guest in a sandbox process: the production choice) or an in-process
+// wasm.Engine.
+func NewRunner(st *store.Store, eng wasm.Runtime, cfg Config) *Runner {
 	return &Runner{cfg: cfg, store: st, engine: eng, running: map[string]context.CancelCauseFunc{}}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/covedata/cove/internal/guestbuild"
 	"github.com/covedata/cove/ledger"
 	"github.com/covedata/cove/policy"
+	"github.com/covedata/cove/runtime/isolate"
 	"github.com/covedata/cove/runtime/wasm"
 	"github.com/covedata/cove/store"
 )
@@ -82,6 +83,13 @@ func newEnv(t *testing.T, deadline time.Duration) *env {
 
 func newEnvWith(t *testing.T, deadline time.Duration, classify func(*policy.Dataset)) *env {
 	t.Helper()
+	return newEnvEngine(t, deadline, classify, false)
+}
+
+// newEnvEngine sets up a dataset of secrets, a grant and a runner whose
+// guests run in process or, isolated, in sandbox processes.
+func newEnvEngine(t *testing.T, deadline time.Duration, classify func(*policy.Dataset), isolated bool) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "secrets.parquet")
@@ -111,7 +119,13 @@ func newEnvWith(t *testing.T, deadline time.Duration, classify func(*policy.Data
 		ValidFrom: time.Now().Add(-time.Hour), ValidUntil: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := wasm.NewEngine(ctx, wasm.NewConfig().WithMemoryLimitPages(512).WithCompilationCacheDir(filepath.Join(os.TempDir(), "cove-test-wasm-cache")))
+	wcfg := wasm.NewConfig().WithMemoryLimitPages(512).WithCompilationCacheDir(filepath.Join(os.TempDir(), "cove-test-wasm-cache"))
+	var eng wasm.Runtime
+	if isolated {
+		eng, err = isolate.NewEngine(ctx, isolate.NewConfig(wcfg))
+	} else {
+		eng, err = wasm.NewEngine(ctx, wcfg)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,10 +226,33 @@ func TestGuestFailures(t *testing.T) {
 		{"leakfail", cove.ErrGuest, "reported an error", 10 * time.Second},
 		{"leakexit", cove.ErrGuest, "exited", 10 * time.Second},
 	}
-	for _, tc := range tests {
-		t.Run(tc.guest, func(t *testing.T) {
+	for _, isolated := range []bool{false, true} {
+		for _, tc := range tests {
+			name := tc.guest
+			if isolated {
+				name += "/isolated"
+			}
+			t.Run(name, func(t *testing.T) {
+				if isolated && raceEnabled && tc.guest == "loop" {
+					t.Skip("the sandbox is the race-instrumented test binary: too slow for a tight deadline")
+				}
+				testGuestFailure(t, tc.guest, tc.is, tc.want, tc.deadline, isolated)
+			})
+		}
+	}
+}
+
+func testGuestFailure(t *testing.T, guest string, is error, want string, deadline time.Duration, isolated bool) {
+	tc := struct {
+		guest    string
+		is       error
+		want     string
+		deadline time.Duration
+	}{guest, is, want, deadline}
+	{
+		{
 			ctx := context.Background()
-			e := newEnv(t, tc.deadline)
+			e := newEnvEngine(t, tc.deadline, nil, isolated)
 			start := time.Now()
 			_, err := e.runner.Run(ctx, Submission{ID: "job-" + tc.guest, Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, tc.guest)})
 			took := time.Since(start)
@@ -244,7 +281,7 @@ func TestGuestFailures(t *testing.T) {
 			if last.Kind != ledger.JobFailed || !strings.Contains(string(last.Body), `"epsilon_refunded":0.1`) {
 				t.Errorf("last ledger entry %s %s", last.Kind, last.Body)
 			}
-		})
+		}
 	}
 }
 

@@ -15,6 +15,10 @@ import (
 
 const usage = `usage:
   cove demo [-data-dir DIR]
+  cove report -data-dir DIR [-html FILE] [-json FILE]
+  cove statement -data-dir DIR [-month YYYY-MM] [-operator OP] [-prices FILE] [-json]
+  cove grant revoke -data-dir DIR -id GRANT -reason TEXT
+  cove review -data-dir DIR [-job JOB (-approve | -reject) -reason TEXT]
 ` + ledgerUsage
 
 func main() {
@@ -44,8 +48,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		_, err := demo.Run(ctx, demo.Options{DataDir: *dir, Out: out})
 		return err
+	case "sandbox":
+		return sandboxCmd()
 	case "ledger":
 		return ledgerCmd(ctx, args[1:], out)
+	case "report":
+		return reportCmd(ctx, args[1:], out)
+	case "statement":
+		return statementCmd(ctx, args[1:], out)
+	case "grant":
+		return grantCmd(ctx, args[1:], out)
+	case "review":
+		return reviewCmd(ctx, args[1:], out)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/covedata/cove/ledger"
 	"github.com/covedata/cove/policy"
 	"github.com/covedata/cove/report"
+	"github.com/covedata/cove/runtime/isolate"
 	"github.com/covedata/cove/runtime/wasm"
 	"github.com/covedata/cove/store"
 )
@@ -77,7 +78,8 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 		return nil, err
 	}
 	defer st.Close()
-	eng, err := wasm.NewEngine(ctx, wasm.NewConfig().WithCompilationCacheDir(filepath.Join(dir, "wasm-cache")))
+	// Each guest runs in a sandbox process of its own (runtime/isolate).
+	eng, err := isolate.NewEngine(ctx, isolate.NewConfig(wasm.NewConfig().WithCompilationCacheDir(filepath.Join(dir, "wasm-cache"))))
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +140,7 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 		printRelease(out, rel)
 	}
 
+	fmt.Fprintf(out, "\n   (each guest ran in a sandbox process of its own: %s)\n", eng.Isolation())
 	fmt.Fprintln(out, "\n4. Budget left")
 	for _, name := range g.Datasets {
 		b, err := st.Budget(ctx, GrantID, name)
@@ -189,7 +192,11 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 	if err := errors.Join(disc.WriteHTML(f), f.Close()); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "   disclosure report: %d grant(s), %d data product(s); HTML at %s\n", len(disc.Grants), len(disc.Products), htmlPath)
+	where := "HTML at " + htmlPath
+	if opt.DataDir == "" {
+		where = "HTML written to the temporary directory (run with -data-dir DIR to keep it)"
+	}
+	fmt.Fprintf(out, "   disclosure report: %d grant(s), %d data product(s); %s\n", len(disc.Grants), len(disc.Products), where)
 	sts, err := report.Statements(st.Entries(ctx), report.DefaultPrices, st.Now().UTC().Format("2006-01"), Operator, st.Now())
 	if err != nil {
 		return nil, err

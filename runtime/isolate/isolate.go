@@ -30,7 +30,9 @@ const EnvChild = "COVE_SANDBOX_CHILD"
 
 // Defaults of NewConfig.
 const (
-	DefaultGrace = time.Second
+	// DefaultGrace keeps the worst overrun (a loop-free call tree that
+	// wazero cannot interrupt) within the deadline + 1 s the runtime promises.
+	DefaultGrace = 750 * time.Millisecond
 	// DefaultAddressSpaceSlack is added to the guest memory limit for the
 	// sandbox's RLIMIT_AS: the Go runtime, wazero, compiled code, batches.
 	DefaultAddressSpaceSlack = 2 << 30
@@ -52,7 +54,7 @@ type Config struct {
 // NewConfig returns the defaults around the sandbox's engine configuration
 // w: the command is this executable with argument "sandbox" (the cove
 // binary's hidden subcommand; test binaries serve through ServeIfChild),
-// a grace of 1 s past the deadline before SIGKILL, RLIMIT_AS of the guest
+// a grace of 750 ms past the deadline before SIGKILL, RLIMIT_AS of the guest
 // memory limit plus 2 GiB, a new network namespace where the OS allows, and
 // notices to the standard logger. Debug output (mock runs) is taken from w.
 func NewConfig(w wasm.Config) Config {
