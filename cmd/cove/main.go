@@ -15,6 +15,7 @@ import (
 
 const usage = `usage:
   cove demo [-data-dir DIR]
+  cove dp audit [flags]                    empirical ε of an aggregate on neighbouring Adult datasets
   cove report -data-dir DIR [-html FILE] [-json FILE]
   cove statement -data-dir DIR [-month YYYY-MM] [-operator OP] [-prices FILE] [-json]
   cove grant revoke -data-dir DIR -id GRANT -reason TEXT
@@ -25,6 +26,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // the flag set printed its usage
+		}
 		fmt.Fprintf(os.Stderr, "cove: %v (code %s)\n", err, cove.Code(err))
 		os.Exit(1)
 	}
@@ -52,6 +56,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return sandboxCmd()
 	case "ledger":
 		return ledgerCmd(ctx, args[1:], out)
+	case "dp":
+		return dpCmd(ctx, args[1:], out)
 	case "report":
 		return reportCmd(ctx, args[1:], out)
 	case "statement":
