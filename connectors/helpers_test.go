@@ -1,6 +1,7 @@
 package connectors_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -112,11 +113,13 @@ func fingerprintOf(t testing.TB, r *connectors.Reader) fingerprint {
 	return fp
 }
 
-func hashColumn(t testing.TB, h hash.Hash, col arrow.Array) {
+func hashColumn(t testing.TB, out hash.Hash, col arrow.Array) {
 	var buf [9]byte
+	h := bufio.NewWriterSize(out, 64<<10)
+	defer h.Flush()
 	for i := 0; i < col.Len(); i++ {
 		if col.IsNull(i) {
-			h.Write([]byte{0})
+			h.WriteByte(0)
 			continue
 		}
 		buf[0] = 1
@@ -130,7 +133,7 @@ func hashColumn(t testing.TB, h hash.Hash, col arrow.Array) {
 		case *array.String:
 			binary.LittleEndian.PutUint64(buf[1:], uint64(len(a.Value(i))))
 			h.Write(buf[:])
-			h.Write([]byte(a.Value(i)))
+			h.WriteString(a.Value(i))
 		case *array.Boolean:
 			if a.Value(i) {
 				buf[1] = 1
@@ -200,4 +203,9 @@ func checked(t testing.TB) *memory.CheckedAllocator {
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	t.Cleanup(func() { mem.AssertSize(t, 0) })
 	return mem
+}
+
+func sha256hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

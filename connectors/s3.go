@@ -134,7 +134,7 @@ func openS3(ctx context.Context, location string, opt Options) (*Reader, error) 
 	snap := Snapshot{Objects: make([]Object, len(objs))}
 	manifest := sha256.New()
 	for i, o := range objs {
-		format, err := formatOf(o.key, opt.Format)
+		format, err := formatOf(o.name, opt.Format)
 		if err != nil {
 			return nil, fmt.Errorf("%w (under prefix %s)", err, location)
 		}
