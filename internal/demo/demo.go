@@ -178,7 +178,15 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 		return nil, err
 	}
 	res.Ledger = log.Head()
+	cp, err := st.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := log.Check(cp.Head); err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(out, "   ledger verified: %d entries, tree head %s\n", res.Ledger.Size, res.Ledger.Hash)
+	fmt.Fprintf(out, "   checkpoint signed with Ed25519 by %s (publish it: any later log must stay consistent with it)\n", st.VerifierKey())
 	disc, err := report.NewDisclosure(st.Entries(ctx), res.Ledger, st.Now())
 	if err != nil {
 		return nil, err
