@@ -20,7 +20,7 @@ const usage = `usage:
   cove statement -data-dir DIR [-month YYYY-MM] [-operator OP] [-prices FILE] [-json]
   cove grant revoke -data-dir DIR -id GRANT -reason TEXT
   cove review -data-dir DIR [-job JOB (-approve | -reject) -reason TEXT]
-` + ledgerUsage
+` + ledgerUsage + serveUsage + clientUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -38,7 +38,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("no command\n" + usage)
 	}
+	if remote(args) {
+		return remoteCmd(ctx, args, out)
+	}
 	switch args[0] {
+	case "serve":
+		return serveCmd(ctx, args[1:], out)
 	case "demo":
 		fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 		dir := fs.String("data-dir", "", "keep state here instead of a fresh temporary directory")
