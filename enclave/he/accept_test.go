@@ -59,7 +59,7 @@ type table struct {
 // re-encrypt it to the operator, who decodes it with DecodePublic. The
 // released means match the exact ones within the stated noise interval.
 func TestThreeProvidersRelease(t *testing.T) {
-	f := newFixture(t, DefaultCKKS(), "stations-east", "stations-west", "health-dept")
+	f := sharedFixture(t, CKKS)
 	stations, years, pm := airQuality(t)
 	east := map[string]bool{"Aotizhongxin": true, "Changping": true, "Dingling": true, "Dongsi": true, "Guanyuan": true, "Gucheng": true}
 	var te, tw table

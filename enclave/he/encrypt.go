@@ -154,7 +154,7 @@ func (c *Column) MarshalBinary() ([]byte, error) {
 // under other keys is refused.
 func UnmarshalColumn(keys *PublicKeys, b []byte) (*Column, error) {
 	p := keys.params
-	f, err := wire.Decode(b, wire.KindColumn, -1)
+	f, err := wire.Parse(b, wire.KindColumn, -1)
 	if err != nil || len(f) < 3 {
 		return nil, fmt.Errorf("%w: he: column: malformed", cove.ErrInvalid)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
@@ -84,4 +85,67 @@ func (f *fixture) release(t testing.TB, job string, n *Noised) *Release {
 		t.Fatal(err)
 	}
 	return rel
+}
+
+var (
+	sharedMu sync.Mutex
+	shared   = map[Scheme]*fixture{}
+)
+
+// sharedFixture returns one three-provider fixture per scheme for the whole
+// package: key generation is the slow part of a test.
+func sharedFixture(t testing.TB, s Scheme) *fixture {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if f := shared[s]; f != nil {
+		return f
+	}
+	lit := DefaultCKKS()
+	if s == BGV {
+		lit = DefaultBGV()
+	}
+	f := newFixture(t, lit, "stations-east", "stations-west", "health-dept")
+	shared[s] = f
+	return f
+}
+
+// noisedSum encrypts vals with the fixture's keys and returns the noised
+// per-group sums for the given group of each row.
+func noisedSum(t testing.TB, f *fixture, vals []float64, group []int, groups int, dp DP) (*Noised, []float64) {
+	t.Helper()
+	enc := NewEncryptor(f.keys)
+	var col *Column
+	var err error
+	if f.params.Scheme() == CKKS {
+		col, err = enc.EncryptFloats(vals, 0, 100)
+	} else {
+		iv := make([]int64, len(vals))
+		for i, v := range vals {
+			iv[i] = int64(v)
+		}
+		col, err = enc.EncryptInts(iv, 0, 100)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Kind: Sum, Weights: make([][]float64, groups)}
+	exact := make([]float64, groups)
+	for g := range spec.Weights {
+		spec.Weights[g] = make([]float64, len(vals))
+	}
+	for i, g := range group {
+		spec.Weights[g][i] = 1
+		exact[g] += min(max(vals[i], 0), 100)
+	}
+	ev := NewEvaluator(f.keys)
+	a, err := ev.Aggregate(context.Background(), col, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ev.AddNoise(a, dp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, exact
 }

@@ -209,7 +209,7 @@ func (k *PublicKeys) MarshalBinary() ([]byte, error) {
 // UnmarshalPublicKeys parses keys written by MarshalBinary, validating
 // their parameters again.
 func UnmarshalPublicKeys(b []byte) (*PublicKeys, error) {
-	f, err := wire.Decode(b, wire.KindPublicKeys, 5)
+	f, err := wire.Parse(b, wire.KindPublicKeys, 5)
 	if err != nil {
 		return nil, fmt.Errorf("%w: he: public keys: %v", cove.ErrInvalid, err)
 	}
@@ -258,7 +258,7 @@ type keygenShare struct {
 }
 
 func parseKeygenShare(p Params, b []byte, nGal int, ref multiparty.GaloisKeyGenShare) (*keygenShare, error) {
-	f, err := wire.Decode(b, wire.KindKeygenShare, 3+nGal)
+	f, err := wire.Parse(b, wire.KindKeygenShare, 3+nGal)
 	if err != nil {
 		return nil, fmt.Errorf("%w: he: keygen share: %v", cove.ErrInvalid, err)
 	}

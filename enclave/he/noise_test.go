@@ -41,7 +41,7 @@ func measureNoise(f *fixture, ct *rlwe.Ciphertext, want []float64) float64 {
 func TestNoiseBound(t *testing.T) {
 	for _, lit := range []ParamsLiteral{DefaultCKKS(), DefaultBGV()} {
 		t.Run(string(lit.Scheme), func(t *testing.T) {
-			f := newFixture(t, lit, "a", "b", "c")
+			f := sharedFixture(t, lit.Scheme)
 			p := f.params
 			r := rand.New(rand.NewPCG(1, 2))
 			enc := NewEncryptor(f.keys)

@@ -63,7 +63,7 @@ func (k *OperatorKey) MarshalBinary() ([]byte, error) {
 
 // UnmarshalOperatorKey parses an operator's public key.
 func UnmarshalOperatorKey(b []byte) (*OperatorKey, error) {
-	f, err := wire.Decode(b, wire.KindOperatorKey, 2)
+	f, err := wire.Parse(b, wire.KindOperatorKey, 2)
 	if err != nil {
 		return nil, fmt.Errorf("%w: he: operator key: %v", cove.ErrInvalid, err)
 	}

@@ -68,7 +68,7 @@ func (pr *Provider) MarshalSecret() ([]byte, error) {
 
 // LoadProvider restores a provider from MarshalSecret's bytes.
 func LoadProvider(p Params, secret []byte, opts ProviderOptions) (*Provider, error) {
-	f, err := wire.Decode(secret, wire.KindSecret, 2)
+	f, err := wire.Parse(secret, wire.KindSecret, 2)
 	if err != nil {
 		return nil, fmt.Errorf("%w: he: secret share: %v", cove.ErrInvalid, err)
 	}

@@ -209,7 +209,7 @@ func (r *ShareRequest) MarshalBinary() ([]byte, error) {
 // UnmarshalShareRequest parses a request; the provider passes its own
 // parameters, and a request for others is refused.
 func UnmarshalShareRequest(p Params, b []byte) (*ShareRequest, error) {
-	f, err := wire.Decode(b, wire.KindShareRequest, 7)
+	f, err := wire.Parse(b, wire.KindShareRequest, 7)
 	if err != nil {
 		return nil, fmt.Errorf("%w: he: share request: %v", cove.ErrInvalid, err)
 	}
@@ -317,7 +317,7 @@ func (r *ShareRequest) Combine(keys *PublicKeys, shares [][]byte) (*Release, err
 	agg := pcks.AllocateShare(r.ct.Level())
 	got := map[string]bool{}
 	for _, b := range shares {
-		f, err := wire.Decode(b, wire.KindReleaseShare, 3)
+		f, err := wire.Parse(b, wire.KindReleaseShare, 3)
 		if err != nil {
 			return nil, fmt.Errorf("%w: he: release share: %v", cove.ErrInvalid, err)
 		}
@@ -370,7 +370,7 @@ func (rel *Release) MarshalBinary() ([]byte, error) {
 
 // UnmarshalRelease parses a release written by MarshalBinary.
 func UnmarshalRelease(b []byte) (*Release, error) {
-	f, err := wire.Decode(b, wire.KindRelease, 3)
+	f, err := wire.Parse(b, wire.KindRelease, 3)
 	if err != nil {
 		return nil, fmt.Errorf("%w: he: release: %v", cove.ErrInvalid, err)
 	}

@@ -54,9 +54,9 @@ func Encode(kind byte, fields ...[]byte) []byte {
 	return b
 }
 
-// Decode parses a message of the given kind with exactly want fields (want
+// Parse parses a message of the given kind with exactly want fields (want
 // < 0: any number). Fields alias b.
-func Decode(b []byte, kind byte, want int) ([][]byte, error) {
+func Parse(b []byte, kind byte, want int) ([][]byte, error) {
 	if len(b) > MaxMessage {
 		return nil, fmt.Errorf("%w: %d bytes exceed %d", ErrFormat, len(b), MaxMessage)
 	}
