@@ -171,7 +171,7 @@ func UnmarshalColumn(keys *PublicKeys, b []byte) (*Column, error) {
 	}
 	for _, cb := range f[2:] {
 		ct := rlwe.NewCiphertext(p.rlwe, 1, p.topLevel())
-		if err := ct.UnmarshalBinary(cb); err != nil || ct.Degree() != 1 || ct.Level() != p.topLevel() || !ct.IsBatched {
+		if err := ct.UnmarshalBinary(cb); err != nil || ct.Degree() != 1 || ct.Level() != p.topLevel() || !ct.IsBatched || ct.Scale.Cmp(p.rlwe.DefaultScale()) != 0 || ct.Value[0].N() != p.rlwe.N() {
 			return nil, fmt.Errorf("%w: he: column: bad ciphertext", cove.ErrInvalid)
 		}
 		c.cts = append(c.cts, ct)
