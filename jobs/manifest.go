@@ -52,15 +52,27 @@ type UnitLiteral struct {
 // OutputLiteral declares one aggregate the job may release.
 type OutputLiteral struct {
 	Name             string         `yaml:"name"`
-	Aggregate        string         `yaml:"aggregate"`
+	Aggregate        string         `yaml:"aggregate"` // count, sum, mean, variance, stddev, quantiles, histogram
+	Noise            string         `yaml:"noise"`     // laplace (default) or gaussian (needs delta)
 	Epsilon          float64        `yaml:"epsilon"`
-	Bounds           []float64      `yaml:"bounds"`
+	Delta            float64        `yaml:"delta"`
+	Bounds           []float64      `yaml:"bounds"`      // [lower, upper]: sum, mean, variance, stddev, quantiles
+	Granularity      float64        `yaml:"granularity"` // grid step (a power of two); 0: derived from bounds
+	Ranks            []float64      `yaml:"ranks"`       // quantiles
+	Buckets          []float64      `yaml:"buckets"`     // histogram edges
 	MaxPartitions    int            `yaml:"max_partitions"`
 	MaxContributions int            `yaml:"max_contributions"`
 	GroupBy          []GroupLiteral `yaml:"group_by"`
+	// Partitions is "public" (default: the group_by values, all released)
+	// or "private": keys come from the data and only those that private
+	// partition selection keeps are released (needs delta).
+	Partitions       string  `yaml:"partitions"`
+	SelectionEpsilon float64 `yaml:"selection_epsilon"`
+	SelectionDelta   float64 `yaml:"selection_delta"`
 }
 
-// GroupLiteral is one part of the group key with its public values.
+// GroupLiteral is one part of the group key with its public values (none
+// for private partitions).
 type GroupLiteral struct {
 	Column string   `yaml:"column"`
 	Values []string `yaml:"values"`
@@ -70,6 +82,7 @@ type GroupLiteral struct {
 type Manifest struct {
 	lit   ManifestLiteral
 	specs []enclave.Spec
+	cost  enclave.Cost
 }
 
 // ParseManifest decodes and validates a manifest, reporting every problem at
@@ -137,6 +150,7 @@ func NewManifest(lit ManifestLiteral) (*Manifest, error) {
 	}
 	m := &Manifest{lit: lit}
 	names := map[string]bool{}
+
 	for i, o := range lit.Outputs {
 		where := fmt.Sprintf("outputs[%d] (%s)", i, o.Name)
 		if names[o.Name] {
@@ -150,6 +164,14 @@ func NewManifest(lit ManifestLiteral) (*Manifest, error) {
 		}
 		m.specs = append(m.specs, spec)
 	}
+	if len(errs) == 0 {
+		// The job's cost: basic composition, with zCDP for Gaussian outputs.
+		cost, err := enclave.Compose(m.specs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: manifest: %v", cove.ErrInvalid, err))
+		}
+		m.cost = cost
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -158,8 +180,10 @@ func NewManifest(lit ManifestLiteral) (*Manifest, error) {
 
 func (o OutputLiteral) spec() (enclave.Spec, error) {
 	s := enclave.Spec{
-		Output: o.Name, Aggregate: enclave.Aggregate(o.Aggregate), Epsilon: o.Epsilon,
+		Output: o.Name, Aggregate: enclave.Aggregate(o.Aggregate), Mechanism: o.Noise, Epsilon: o.Epsilon, Delta: o.Delta,
+		Granularity: o.Granularity, Ranks: o.Ranks, Buckets: o.Buckets,
 		MaxPartitions: o.MaxPartitions, MaxContributions: o.MaxContributions,
+		SelectionEpsilon: o.SelectionEpsilon, SelectionDelta: o.SelectionDelta,
 	}
 	if s.MaxPartitions == 0 {
 		s.MaxPartitions = 1
@@ -167,16 +191,30 @@ func (o OutputLiteral) spec() (enclave.Spec, error) {
 	if s.MaxContributions == 0 {
 		s.MaxContributions = 1
 	}
+	bounded := s.Aggregate != enclave.Count && s.Aggregate != enclave.Histogram
 	switch {
-	case s.Aggregate == enclave.Count && len(o.Bounds) != 0:
-		return s, errors.New("bounds are meaningless for a count")
-	case s.Aggregate != enclave.Count && len(o.Bounds) != 2:
+	case !bounded && len(o.Bounds) != 0:
+		return s, fmt.Errorf("bounds are meaningless for a %s", o.Aggregate)
+	case bounded && len(o.Bounds) != 2:
 		return s, fmt.Errorf("bounds must be [lower, upper] for %s", o.Aggregate)
 	case len(o.Bounds) == 2:
 		s.Lower, s.Upper = o.Bounds[0], o.Bounds[1]
 	}
 	if len(o.GroupBy) == 0 {
-		return s, errors.New("group_by: name at least one column with its public values")
+		return s, errors.New("group_by: name at least one column")
+	}
+	switch o.Partitions {
+	case "", "public":
+	case "private":
+		s.PrivatePartitions = true
+		for _, g := range o.GroupBy {
+			if g.Column == "" || len(g.Values) > 0 {
+				return s, fmt.Errorf("group_by column %q: private partitions come from the data, list no values", g.Column)
+			}
+		}
+		return s, s.Validate()
+	default:
+		return s, fmt.Errorf("partitions %q is not public or private", o.Partitions)
 	}
 	parts := [][]string{{}}
 	for _, g := range o.GroupBy {
@@ -231,23 +269,12 @@ func (m *Manifest) Literal() ManifestLiteral {
 // Specs returns the enclave specification of each output.
 func (m *Manifest) Specs() []enclave.Spec { return slices.Clone(m.specs) }
 
-// Epsilon is the job's total ε: basic composition over its outputs.
-func (m *Manifest) Epsilon() float64 {
-	var eps float64
-	for _, s := range m.specs {
-		eps += s.Epsilon
-	}
-	return eps
-}
+// Epsilon is the job's total ε: the composition of its outputs (basic, with
+// zCDP accounting for Gaussian outputs; see enclave.Compose).
+func (m *Manifest) Epsilon() float64 { return m.cost.Epsilon }
 
-// Delta is the job's total δ: basic composition over its outputs.
-func (m *Manifest) Delta() float64 {
-	var d float64
-	for _, s := range m.specs {
-		d += s.Delta
-	}
-	return d
-}
+// Delta is the job's total δ.
+func (m *Manifest) Delta() float64 { return m.cost.Delta }
 
 // groupColumns lists the columns the outputs group by, once each.
 func (m *Manifest) groupColumns() []string {

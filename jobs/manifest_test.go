@@ -58,3 +58,57 @@ func TestGroupKeysAreCrossProduct(t *testing.T) {
 		t.Fatalf("partitions %q", p)
 	}
 }
+
+const advanced = `version: 1
+name: adv
+grant: g1
+purpose: research
+dataset: secrets
+columns: [name, value]
+privacy_unit: {per_row: true}
+outputs:
+  - name: q
+    aggregate: quantiles
+    epsilon: 0.5
+    bounds: [0, 100]
+    ranks: [0.25, 0.5, 0.75]
+    group_by: [{column: name, values: [all]}]
+  - name: g
+    aggregate: sum
+    noise: gaussian
+    epsilon: 0.5
+    delta: 1.0e-6
+    bounds: [0, 100]
+    partitions: private
+    group_by: [{column: name}]
+  - name: h
+    aggregate: histogram
+    epsilon: 0.2
+    buckets: [0, 10, 100]
+    group_by: [{column: name, values: [all]}]
+`
+
+func TestManifestAdvancedOutputs(t *testing.T) {
+	m, err := ParseManifest([]byte(advanced))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := m.Specs()
+	if len(specs[0].Ranks) != 3 || !specs[1].PrivatePartitions || specs[1].Mechanism != "gaussian" || len(specs[2].Buckets) != 3 {
+		t.Fatalf("specs %+v", specs)
+	}
+	if !(m.Epsilon() > 0 && m.Epsilon() <= 1.2+1e-9) || m.Delta() != 1e-6 {
+		t.Fatalf("cost ε %v δ %v", m.Epsilon(), m.Delta())
+	}
+	for name, tc := range map[string]struct{ old, new, want string }{
+		"private with values": {"    group_by: [{column: name}]", "    group_by: [{column: name, values: [x]}]", "list no values"},
+		"histogram bounds":    {"    buckets: [0, 10, 100]", "    buckets: [0, 10, 100]\n    bounds: [0, 1]", "meaningless"},
+		"partition mode":      {"    partitions: private", "    partitions: secret", "not public or private"},
+		"gaussian without δ":  {"    delta: 1.0e-6\n", "", "elta"},
+	} {
+		_, err := ParseManifest([]byte(strings.Replace(advanced, tc.old, tc.new, 1)))
+		if !errors.Is(err, cove.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", name, err, tc.want)
+		}
+	}
+}

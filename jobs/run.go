@@ -96,19 +96,29 @@ type Output struct {
 	Delta            float64  `json:"delta"`
 	Lower            float64  `json:"lower,omitempty"`
 	Upper            float64  `json:"upper,omitempty"`
+	Granularity      float64  `json:"granularity,omitempty"`
 	MaxPartitions    int      `json:"max_partitions"`
 	MaxContributions int      `json:"max_contributions"`
 	GroupBy          []string `json:"group_by"`
-	Rows             []Row    `json:"rows"`
+	// PrivatePartitions: the rows are the groups private partition selection
+	// kept; Suppressed is a noisy count of those it did not release.
+	PrivatePartitions     bool    `json:"private_partitions,omitempty"`
+	Suppressed            int64   `json:"suppressed,omitempty"`
+	SuppressedNoiseStdDev float64 `json:"suppressed_noise_stddev,omitempty"`
+	Rows                  []Row   `json:"rows"`
 }
 
-// Row is one partition's released value.
+// Row is one partition's released value (one per rank for quantiles, per
+// bucket for histograms).
 type Row struct {
 	Key         []string `json:"key"`
+	Rank        *float64 `json:"rank,omitempty"`
+	Bucket      string   `json:"bucket,omitempty"`
 	Value       float64  `json:"value"`
 	NoiseStdDev float64  `json:"noise_stddev"`
 	CILow       float64  `json:"ci95_low"`
 	CIHigh      float64  `json:"ci95_high"`
+	NoCI        bool     `json:"no_ci,omitempty"` // quantiles: the library gives no interval
 }
 
 // Metering is what a run consumed, as recorded in the ledger. It holds
@@ -401,7 +411,14 @@ func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module
 				p, ok := cache[e.Keys[j]]
 				if !ok {
 					p = -1
-					if q, found := parts[inst.KeyName(e.Keys[j])]; found {
+					if specs[e.Output].PrivatePartitions {
+						// Keys come from the data; the enclave selects privately
+						// which ones are released.
+						var err error
+						if p, err = acc.Partition(inst.KeyName(e.Keys[j])); err != nil {
+							return err
+						}
+					} else if q, found := parts[inst.KeyName(e.Keys[j])]; found {
 						p = q
 					}
 					cache[e.Keys[j]] = p
@@ -454,13 +471,15 @@ func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module
 func outputOf(er *enclave.Release, lit OutputLiteral) Output {
 	o := Output{
 		Name: er.Output, Aggregate: string(er.Aggregate), Mechanism: er.Mechanism, Epsilon: er.Epsilon, Delta: er.Delta,
-		Lower: er.Lower, Upper: er.Upper, MaxPartitions: er.MaxPartitions, MaxContributions: er.MaxContributions,
+		Lower: er.Lower, Upper: er.Upper, Granularity: er.Granularity, MaxPartitions: er.MaxPartitions, MaxContributions: er.MaxContributions,
+		PrivatePartitions: er.PrivatePartitions, Suppressed: er.Suppressed, SuppressedNoiseStdDev: er.SuppressedNoiseStdDev,
 	}
 	for _, g := range lit.GroupBy {
 		o.GroupBy = append(o.GroupBy, g.Column)
 	}
 	for _, row := range er.Rows {
-		o.Rows = append(o.Rows, Row{Key: splitKey(row.Key), Value: row.Value, NoiseStdDev: row.NoiseStdDev, CILow: row.CILow, CIHigh: row.CIHigh})
+		o.Rows = append(o.Rows, Row{Key: splitKey(row.Key), Rank: row.Rank, Bucket: row.Bucket, Value: row.Value,
+			NoiseStdDev: row.NoiseStdDev, CILow: row.CILow, CIHigh: row.CIHigh, NoCI: row.NoCI})
 	}
 	return o
 }

@@ -116,6 +116,7 @@ func newEnvEngine(t *testing.T, deadline time.Duration, classify func(*policy.Da
 	if err := st.CreateGrant(ctx, policy.Grant{ID: "g1", Operator: "op", Mode: policy.Scenario, Mechanisms: []string{policy.MechanismDP},
 		Pricing: policy.Industry, Purposes: []string{"research"}, Datasets: []string{"secrets"},
 		Columns: map[string][]string{"secrets": {"name", "value"}}, EpsilonCap: map[string]float64{"secrets": 1},
+		DeltaCap:  map[string]float64{"secrets": 1e-5},
 		ValidFrom: time.Now().Add(-time.Hour), ValidUntil: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -408,4 +409,26 @@ func TestReviewFlow(t *testing.T) {
 	if b, _ := e.store.Budget(ctx, "g1", "secrets"); b.Spent != 0.1 {
 		t.Fatalf("approved job not debited: %+v", b)
 	}
+}
+
+// TestPrivatePartitionsHideRareKeys runs the leaking guest with private
+// partition selection: the keys it makes from single rows (one unit each)
+// must not be released; the key every row shares is.
+func TestPrivatePartitionsHideRareKeys(t *testing.T) {
+	manifest := strings.NewReplacer(
+		"    group_by: [{column: name, values: [all]}]", "    delta: 1.0e-6\n    max_partitions: 2\n    partitions: private\n    group_by: [{column: name}]",
+		"epsilon: 0.1", "epsilon: 1",
+	).Replace(leakManifest)
+	e := newEnv(t, 30*time.Second)
+	rel, err := e.runner.Run(context.Background(), Submission{ID: "private-1", Operator: "op", Manifest: []byte(manifest), Module: guestModule(t, "leak")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := rel.Outputs[0]
+	if !o.PrivatePartitions || len(o.Rows) != 1 || o.Rows[0].Key[0] != "all" {
+		t.Fatalf("released %+v", o)
+	}
+	relJSON, _ := json.Marshal(rel)
+	assertNoSecret(t, "release", strings.ReplaceAll(string(relJSON), fmt.Sprint(o.Rows[0].Value), ""))
+	t.Logf("released 1 partition; suppressed (noisy count) %d ± %.1f of the 100 single-row keys", o.Suppressed, o.SuppressedNoiseStdDev)
 }
