@@ -34,7 +34,7 @@ var allowed = map[string][]string{
 	"runtime/isolate":           {"", "runtime/wasm"},
 	"report":                    {"", "ledger"},
 	"store":                     {"", "ledger", "policy"},
-	"jobs":                      {"", "connectors", "enclave", "ledger", "policy", "runtime/wasm", "store"},
+	"jobs":                      {"enclave/he", "", "connectors", "enclave", "ledger", "policy", "runtime/wasm", "store"},
 	"internal/demo":             {"runtime/isolate", "report", "", "connectors", "demodata", "examples", "jobs", "ledger", "policy", "runtime/wasm", "store"},
 	"internal/guestbuild":       {},
 	"internal/tools/mkdemodata": {""},
