@@ -46,4 +46,3 @@ func serveChild(dir string) int {
 	}
 	return 0
 }
-
