@@ -1,6 +1,8 @@
 package connectors
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -39,12 +41,15 @@ func ipcOptions(opt Options) []ipc.Option {
 	return []ipc.Option{
 		ipc.WithAllocator(opt.Allocator),
 		ipc.WithBodySizeLimit(min(opt.MaxBytes, ipcBodyLimit)),
-		ipc.WithMetadataSizeLimit(min(opt.MaxBytes, 64<<20)),
+		ipc.WithMetadataSizeLimit(min(opt.MaxBytes, ipcMetaLimit)),
 	}
 }
 
 func openIPCFile(in *input, opt Options) (src batchSource, err error) {
 	defer recoverIPC(in.name, &err)
+	if err := checkIPCFile(in.name, in.ra, in.size); err != nil {
+		return nil, err
+	}
 	fr, err := ipc.NewFileReader(in.section(), ipcOptions(opt)...)
 	if err != nil {
 		return nil, corruptIPC(in.name, err)
@@ -75,7 +80,18 @@ func openIPCStream(in *input, opt Options) (src batchSource, err error) {
 		return nil, err
 	}
 	defer recoverIPC(in.name, &err)
-	rr, err := ipc.NewReader(body, ipcOptions(opt)...)
+	head, err := peekSchema(body)
+	if err == nil {
+		err = checkIPCStream(in.name, head)
+	}
+	if err != nil {
+		body.Close()
+		return nil, err
+	}
+	// ipc.NewReader drops the size limits (arrow-go v18.8); a message
+	// reader of our own keeps them.
+	mr := ipc.NewMessageReader(io.MultiReader(bytes.NewReader(head), body), ipcOptions(opt)...)
+	rr, err := ipc.NewReaderFromMessageReader(mr, ipcOptions(opt)...)
 	if err != nil {
 		body.Close()
 		return nil, corruptIPC(in.name, err)
@@ -104,6 +120,36 @@ func openIPCStream(in *input, opt Options) (src batchSource, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// peekSchema reads the stream's first message (its framing and metadata),
+// or as much of it as there is.
+func peekSchema(r io.Reader) ([]byte, error) {
+	head := make([]byte, 8)
+	n, err := io.ReadFull(r, head)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return head[:n], nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	size, off := binary.LittleEndian.Uint32(head), 4
+	if size == 0xFFFFFFFF {
+		size, off = binary.LittleEndian.Uint32(head[4:]), 8
+	}
+	if size > ipcMetaLimit {
+		return head, nil // arrow-go refuses it
+	}
+	rest := int(size) - (8 - off)
+	if rest <= 0 {
+		return head, nil
+	}
+	head = append(head, make([]byte, rest)...)
+	n, err = io.ReadFull(r, head[8:])
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return head[:8+n], nil
+	}
+	return head, err
 }
 
 // project resolves the requested columns in the stored schema.
