@@ -334,12 +334,7 @@ func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request) (SubmitR
 	}
 	// Compile before anything is recorded: a module that cannot run must
 	// not reserve budget. Compilation is cached by module hash.
-	mod, err := s.eng.Compile(r.Context(), req.Module)
-	if err != nil {
-		return req, err
-	}
-	mod.Close(context.WithoutCancel(r.Context()))
-	return req, nil
+	return req, s.modules.check(r.Context(), req.Module)
 }
 
 // limitOr2 reports a body cut by MaxBytesReader as ErrLimit.

@@ -86,6 +86,7 @@ type Server struct {
 	runner  *jobs.Runner
 	tokens  *Tokens
 	sched   *Scheduler
+	modules *modules
 	hub     *hub
 	metrics *metrics
 	mux     *http.ServeMux
@@ -129,6 +130,7 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 		opt: opt, log: opt.Logger, st: st, eng: eng, tokens: toks, hub: newHub(), metrics: newMetrics(),
 		runner: jobs.NewRunner(st, eng, jobs.NewConfig().WithDeadline(opt.JobDeadline).WithDataDir(opt.DataDir)),
 	}
+	s.modules = newModules(eng)
 	s.runCtx, s.stopRuns = context.WithCancel(context.WithoutCancel(ctx))
 	s.sched = NewScheduler(opt.Workers, s.execute)
 	s.routes()
@@ -198,6 +200,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopRuns()
 		s.sched.Stop()
+		s.modules.close(context.Background())
 		err = errors.Join(s.eng.Close(context.Background()), s.tokens.Close(), s.st.Close())
 	})
 	return err
