@@ -1,0 +1,63 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/covedata/cove"
+	"github.com/covedata/cove/sdk/client"
+)
+
+// fakeCove answers like cove serve for one job that is released at once,
+// and refuses any other job id.
+func fakeCove() *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"id":"job-1","state":"admitted"}`)
+	})
+	mux.HandleFunc("GET /v1/jobs/job-1", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"id":"job-1","state":"released"}`)
+	})
+	mux.HandleFunc("GET /v1/jobs/job-1/release", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"job":"job-1","epsilon":0.5,"outputs":[{"name":"pm25_mean","aggregate":"mean","group_by":["station","year"],
+			"rows":[{"key":["Dongsi","2015"],"value":85.2,"noise_stddev":0.4}]}]}`)
+	})
+	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"code":"not_found","message":"not found: job job-2"}`)
+	})
+	return httptest.NewServer(mux)
+}
+
+func ExampleClient_SubmitAndWait() {
+	srv := fakeCove()
+	defer srv.Close()
+	c, _ := client.New(srv.URL, client.WithToken("cove_..."))
+	rel, err := c.SubmitAndWait(context.Background(), client.Submission{Manifest: []byte("..."), Module: []byte("...")},
+		func(j client.Job) { fmt.Println("job", j.ID, j.State) })
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	out, _ := rel.Output("pm25_mean")
+	row, _ := out.Get("Dongsi", "2015")
+	fmt.Printf("%s Dongsi 2015: %.1f (σ %.1f)\n", out.Aggregate, row.Value, row.NoiseStdDev)
+	// Output:
+	// job job-1 released
+	// mean Dongsi 2015: 85.2 (σ 0.4)
+}
+
+func ExampleError() {
+	srv := fakeCove()
+	defer srv.Close()
+	c, _ := client.New(srv.URL)
+	_, err := c.Job(context.Background(), "job-2")
+	var apiErr *client.Error
+	fmt.Println(errors.Is(err, cove.ErrNotFound), errors.As(err, &apiErr) && apiErr.Status == 404, apiErr.Code)
+	// Output:
+	// true true not_found
+}
