@@ -36,10 +36,13 @@ type ManifestLiteral struct {
 	Grant       string          `yaml:"grant"`
 	Purpose     string          `yaml:"purpose"`
 	Dataset     string          `yaml:"dataset"`
-	Mechanism   string          `yaml:"mechanism"` // dp (default); he comes later
+	Mechanism   string          `yaml:"mechanism"` // dp (default) or he (see docs/he.md)
 	Columns     []string        `yaml:"columns"`
 	PrivacyUnit UnitLiteral     `yaml:"privacy_unit"`
 	Outputs     []OutputLiteral `yaml:"outputs"`
+	// Recipient is, for mechanism he, the hex SHA-256 of the operator's
+	// registered public key: releases are re-encrypted to it.
+	Recipient string `yaml:"recipient"`
 }
 
 // UnitLiteral names the privacy unit: the columns whose values identify one
@@ -69,6 +72,9 @@ type OutputLiteral struct {
 	Partitions       string  `yaml:"partitions"`
 	SelectionEpsilon float64 `yaml:"selection_epsilon"`
 	SelectionDelta   float64 `yaml:"selection_delta"`
+	// Column is, for mechanism he, the encrypted column the output
+	// aggregates (sum, mean, count or weighted_sum) with the guest's weights.
+	Column string `yaml:"column"`
 }
 
 // GroupLiteral is one part of the group key with its public values (none
@@ -124,10 +130,11 @@ func NewManifest(lit ManifestLiteral) (*Manifest, error) {
 	switch lit.Mechanism {
 	case "":
 		lit.Mechanism = policy.MechanismDP
-	case policy.MechanismDP:
+	case policy.MechanismDP, policy.MechanismHE:
 	default:
-		bad("mechanism %q is not supported (dp)", lit.Mechanism)
+		bad("mechanism %q is not supported (dp, he)", lit.Mechanism)
 	}
+	errs = append(errs, checkHE(lit)...)
 	if len(lit.Columns) == 0 {
 		bad("columns: the job reads no column")
 	}
@@ -158,6 +165,9 @@ func NewManifest(lit ManifestLiteral) (*Manifest, error) {
 		}
 		names[o.Name] = true
 		spec, err := o.spec()
+		if lit.Mechanism == policy.MechanismHE {
+			spec, err = o.heSpec()
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%w: manifest: %s: %v", cove.ErrInvalid, where, err))
 			continue
@@ -167,6 +177,9 @@ func NewManifest(lit ManifestLiteral) (*Manifest, error) {
 	if len(errs) == 0 {
 		// The job's cost: basic composition, with zCDP for Gaussian outputs.
 		cost, err := enclave.Compose(m.specs)
+		if lit.Mechanism == policy.MechanismHE {
+			cost, err = heCost(m.specs)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%w: manifest: %v", cove.ErrInvalid, err))
 		}

@@ -33,6 +33,7 @@ type Config struct {
 	batchRows int
 	dataDir   string
 	alloc     memory.Allocator
+	shares    ShareSource // key holders' key-switch shares, for mechanism he (he.go)
 }
 
 // NewConfig returns the defaults: 60 s per job, 64Ki rows per batch.
@@ -106,6 +107,8 @@ type Output struct {
 	Suppressed            int64   `json:"suppressed,omitempty"`
 	SuppressedNoiseStdDev float64 `json:"suppressed_noise_stddev,omitempty"`
 	Rows                  []Row   `json:"rows"`
+	// HE is set for mechanism he: the result encrypted to the operator's key.
+	HE *HEOutput `json:"he,omitempty"`
 }
 
 // Row is one partition's released value (one per rank for quantiles, per
@@ -247,7 +250,13 @@ func (r *Runner) Execute(ctx context.Context, id string) (*Release, error) {
 		delete(r.running, id)
 		r.mu.Unlock()
 	}()
-	rel, meter, err := r.execute(ctx, job, m, module)
+	var rel *Release
+	var meter Metering
+	if m.lit.Mechanism == policy.MechanismHE {
+		rel, meter, err = r.executeHE(ctx, job, m, module)
+	} else {
+		rel, meter, err = r.execute(ctx, job, m, module)
+	}
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause

@@ -1,0 +1,938 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/covedata/cove"
+	"github.com/covedata/cove/connectors"
+	"github.com/covedata/cove/enclave"
+	"github.com/covedata/cove/enclave/he"
+	"github.com/covedata/cove/policy"
+	"github.com/covedata/cove/runtime/wasm"
+	"github.com/covedata/cove/store"
+)
+
+// The homomorphic path (mechanism he). The guest reads public columns only
+// and emits, per row and group, a weight; the host aggregates an encrypted
+// column with those weights under the key holders' collective key, adds DP
+// noise under encryption, records the approval of the release in the ledger,
+// collects every key holder's share of the key switch to the operator's key
+// and releases the result encrypted to that key. See docs/he.md.
+//
+// Retries never reuse randomness: each run draws its own noise and session,
+// a job's output is approved at most once (store), and a key holder gives one
+// share per ciphertext (its ShareLog). A job whose release coordination was
+// interrupted fails and is refunded; a fresh result needs a new job and new
+// budget.
+
+// ShareSource reaches the key holders: Share sends a serialized
+// he.ShareRequest to provider and returns its key-switch share. A provider
+// that refuses, or cannot be reached, blocks the release.
+// Implementations must be safe for concurrent use.
+type ShareSource interface {
+	Share(ctx context.Context, provider string, request []byte) ([]byte, error)
+}
+
+// WithShareSource sets how a Runner reaches the key holders of HE jobs.
+// Without one, HE jobs fail (refunded).
+func (c Config) WithShareSource(src ShareSource) Config { c.shares = src; return c }
+
+// HEOutput is an HE output's release: the result encrypted to the
+// operator's key (only the operator can open it: OpenHE), the group keys of
+// its slots and the noise it carries.
+type HEOutput struct {
+	Column     string       `json:"column"`
+	Keys       string       `json:"keys"`              // fingerprint of the collective keys
+	Groups     [][]string   `json:"groups"`            // value g is group Groups[g]
+	Release    string       `json:"release"`           // base64 of the serialized he.Release
+	Ciphertext string       `json:"ciphertext_sha256"` // the noised aggregate the release approval names
+	Recipient  string       `json:"recipient_sha256"`
+	Noise      he.NoiseInfo `json:"noise"`
+}
+
+// heAggregates are the aggregates an HE output may declare.
+var heAggregates = []string{string(he.Sum), string(he.Mean), string(he.Count), string(he.WeightedSum)}
+
+// checkHE validates what a manifest says about the HE path: an HE job needs
+// a recipient and a per-row privacy unit (the DP guarantee of an encrypted
+// aggregate bounds one row: the provider's column has no unit columns); a DP
+// job names neither a recipient nor encrypted columns.
+func checkHE(lit ManifestLiteral) []error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: manifest: "+format, append([]any{cove.ErrInvalid}, a...)...))
+	}
+	if lit.Mechanism != policy.MechanismHE {
+		if lit.Recipient != "" {
+			bad("recipient is for mechanism he")
+		}
+		for i, o := range lit.Outputs {
+			if o.Column != "" {
+				bad("outputs[%d] (%s): column is for mechanism he", i, o.Name)
+			}
+		}
+		return errs
+	}
+	if b, err := hex.DecodeString(lit.Recipient); err != nil || len(b) != sha256.Size || lit.Recipient != strings.ToLower(lit.Recipient) {
+		bad("recipient must be the lower-case hex SHA-256 of the operator's registered key")
+	}
+	if !lit.PrivacyUnit.PerRow {
+		bad("privacy_unit: mechanism he bounds one row: give per_row: true (one row per privacy unit)")
+	}
+	for i, o := range lit.Outputs {
+		if slices.Contains(lit.Columns, o.Column) {
+			bad("outputs[%d] (%s): encrypted column %q cannot be among the columns the guest reads", i, o.Name, o.Column)
+		}
+	}
+	return errs
+}
+
+// heSpec validates an HE output. Its group keys are public partitions,
+// checked as a DP count's would be; the bounds are the provider's, attached
+// to the encrypted column, so the manifest gives none.
+func (o OutputLiteral) heSpec() (enclave.Spec, error) {
+	switch {
+	case o.Column == "":
+		return enclave.Spec{}, errors.New("column: name the encrypted column")
+	case !slices.Contains(heAggregates, o.Aggregate):
+		return enclave.Spec{}, fmt.Errorf("aggregate %q is not one of %s", o.Aggregate, strings.Join(heAggregates, ", "))
+	case len(o.Bounds) != 0 || o.Granularity != 0 || len(o.Ranks) != 0 || len(o.Buckets) != 0:
+		return enclave.Spec{}, errors.New("bounds, granularity, ranks and buckets are not for mechanism he (the bounds are the encrypted column's)")
+	case o.Partitions == "private" || o.SelectionEpsilon != 0 || o.SelectionDelta != 0:
+		return enclave.Spec{}, errors.New("mechanism he releases public partitions only")
+	case o.MaxContributions > 1:
+		return enclave.Spec{}, errors.New("max_contributions: a row contributes once per group under mechanism he")
+	}
+	c := o
+	c.Aggregate, c.Column = string(enclave.Count), ""
+	s, err := c.spec()
+	if err != nil {
+		return s, err
+	}
+	s.Aggregate = enclave.Aggregate(o.Aggregate)
+	return s, nil
+}
+
+// heCost is an HE job's cost: basic composition of its outputs' (ε, δ).
+func heCost(specs []enclave.Spec) (enclave.Cost, error) {
+	var c enclave.Cost
+	for _, s := range specs {
+		c.Epsilon += s.Epsilon
+		c.Delta += s.Delta
+	}
+	if !(c.Epsilon > 0) || math.IsInf(c.Epsilon, 0) || !(c.Delta >= 0 && c.Delta < 1) {
+		return c, fmt.Errorf("%w: composed cost (ε %g, δ %g) is out of range", cove.ErrInvalid, c.Epsilon, c.Delta)
+	}
+	return c, nil
+}
+
+// heInput is one HE output's encrypted column, loaded and checked.
+type heInput struct {
+	reg store.HEColumn
+	col *he.Column
+}
+
+// executeHE runs an HE job: guest over the public columns, weights per
+// group, encrypted aggregate, noise, approval, shares, release.
+func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, module []byte) (*Release, Metering, error) {
+	start := time.Now()
+	meter := Metering{Epsilon: job.Epsilon}
+	defer func() { meter.WallSeconds = round100ms(time.Since(start)) }()
+	if r.cfg.shares == nil {
+		return nil, meter, fmt.Errorf("%w: job %s: no key holders are reachable (the runner has no share source)", cove.ErrPrivacy, job.ID)
+	}
+	d, err := r.store.Dataset(ctx, job.Dataset)
+	if err != nil {
+		return nil, meter, err
+	}
+	g, err := r.store.Grant(ctx, job.Grant)
+	if err != nil {
+		return nil, meter, err
+	}
+	recOp, recKey, err := r.store.HERecipientKey(ctx, m.lit.Recipient)
+	if err != nil {
+		return nil, meter, err
+	}
+	if recOp != job.Operator {
+		return nil, meter, fmt.Errorf("%w: recipient key %s is not operator %s's", cove.ErrOutOfScope, m.lit.Recipient, job.Operator)
+	}
+	recipient, err := he.UnmarshalOperatorKey(recKey)
+	if err != nil {
+		return nil, meter, err
+	}
+
+	// The encrypted columns: in the grant's scope, registered, unchanged,
+	// all under one collective key.
+	var keys *he.PublicKeys
+	inputs := make([]heInput, len(m.lit.Outputs))
+	for i, o := range m.lit.Outputs {
+		c, ok := d.Column(o.Column)
+		if !ok || c.Role == policy.DirectIdentifier || !g.CanRead(d, o.Column) {
+			return nil, meter, fmt.Errorf("%w: encrypted column %q of dataset %s is not in grant %s", cove.ErrOutOfScope, o.Column, d.Name, g.ID)
+		}
+		reg, err := r.store.HEColumnOf(ctx, d.Name, o.Column)
+		if err != nil {
+			return nil, meter, err
+		}
+		if keys == nil {
+			if keys, err = r.loadKeys(ctx, reg.Keys); err != nil {
+				return nil, meter, err
+			}
+		} else if reg.Keys != hex.EncodeToString(fpOf(keys)) {
+			return nil, meter, fmt.Errorf("%w: the encrypted columns of job %s are under different keys", cove.ErrInvalid, job.ID)
+		}
+		b, err := r.readChecked(reg.Path, reg.SHA256, "encrypted column "+d.Name+"."+o.Column)
+		if err != nil {
+			return nil, meter, err
+		}
+		col, err := he.UnmarshalColumn(keys, b)
+		if err != nil {
+			return nil, meter, err
+		}
+		if lo, hi := col.Bounds(); int64(col.Rows()) != reg.Rows || lo != reg.Lo || hi != reg.Hi {
+			return nil, meter, fmt.Errorf("%w: encrypted column %s.%s does not match its registration", cove.ErrInvalid, d.Name, o.Column)
+		}
+		inputs[i] = heInput{reg: reg, col: col}
+	}
+	rows := inputs[0].col.Rows()
+	for _, in := range inputs {
+		if in.col.Rows() != rows {
+			return nil, meter, fmt.Errorf("%w: the encrypted columns of job %s differ in rows", cove.ErrInvalid, job.ID)
+		}
+	}
+
+	weights, err := r.heWeights(ctx, job, m, module, d, rows, &meter)
+	if err != nil {
+		return nil, meter, err
+	}
+
+	// Aggregate and noise every output before asking anyone for a share.
+	ev := he.NewEvaluator(keys)
+	specs := m.Specs()
+	noised := make([]*he.Noised, len(specs))
+	for i, s := range specs {
+		agg, err := ev.Aggregate(ctx, inputs[i].col, he.Spec{Kind: he.Kind(s.Aggregate), Weights: weights[i]})
+		if err != nil {
+			return nil, meter, err
+		}
+		weights[i] = nil
+		mech := he.Laplace
+		if s.Mechanism == enclave.MechanismGaussian {
+			mech = he.Gaussian
+		}
+		if noised[i], err = ev.AddNoise(agg, he.DP{Mechanism: mech, Epsilon: s.Epsilon, Delta: s.Delta}); err != nil {
+			return nil, meter, err
+		}
+	}
+
+	rel := &Release{Job: job.ID, Grant: job.Grant, Dataset: job.Dataset, Epsilon: job.Epsilon}
+	for i, s := range specs {
+		if err := ctx.Err(); err != nil {
+			return nil, meter, fmt.Errorf("%w: job %s: %v", cove.ErrCancelled, job.ID, context.Cause(ctx))
+		}
+		out, err := r.releaseHE(ctx, job, s, keys, recipient, noised[i])
+		if err != nil {
+			return nil, meter, err
+		}
+		lit := m.lit.Outputs[i]
+		o := Output{Name: s.Output, Aggregate: string(s.Aggregate), Mechanism: string(out.Noise.Mechanism), Epsilon: s.Epsilon, Delta: s.Delta,
+			Lower: inputs[i].reg.Lo, Upper: inputs[i].reg.Hi, MaxPartitions: s.MaxPartitions, MaxContributions: 1, HE: out}
+		for _, gb := range lit.GroupBy {
+			o.GroupBy = append(o.GroupBy, gb.Column)
+		}
+		out.Column = lit.Column
+		for _, p := range s.Partitions {
+			out.Groups = append(out.Groups, splitKey(p))
+		}
+		rel.Outputs = append(rel.Outputs, o)
+	}
+	return rel, meter, nil
+}
+
+// heWeights runs the guest over the public columns and returns, per output,
+// the weight of each row in each group (groups × rows). A row contributes
+// at most once per group and to at most max_partitions groups.
+func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, module []byte, d policy.Dataset, rows int, meter *Metering) ([][][]float64, error) {
+	specs := m.Specs()
+	weights := make([][][]float64, len(specs))
+	set := make([][][]bool, len(specs))
+	reach := make([][]uint16, len(specs))
+	partIndex := make([]map[string]int, len(specs))
+	for i, s := range specs {
+		weights[i] = make([][]float64, len(s.Partitions))
+		set[i] = make([][]bool, len(s.Partitions))
+		for p := range s.Partitions {
+			weights[i][p] = make([]float64, rows)
+			set[i][p] = make([]bool, rows)
+		}
+		reach[i] = make([]uint16, rows)
+		partIndex[i] = make(map[string]int, len(s.Partitions))
+		for p, k := range s.Partitions {
+			partIndex[i][k] = p
+		}
+	}
+	mod, err := r.engine.Compile(ctx, module)
+	if err != nil {
+		return nil, err
+	}
+	defer mod.Close(context.WithoutCancel(ctx))
+	deadline := time.Now().Add(r.cfg.deadline)
+	if g, err := r.store.Grant(ctx, job.Grant); err == nil && g.ValidUntil.Before(deadline) {
+		deadline = g.ValidUntil
+	}
+	gctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	inst, err := mod.Instantiate(gctx, m.OutputNames())
+	if err != nil {
+		return nil, err
+	}
+	defer inst.Close(context.WithoutCancel(ctx))
+
+	loc := d.Location
+	if !filepath.IsAbs(loc) && r.cfg.dataDir != "" {
+		loc = filepath.Join(r.cfg.dataDir, loc)
+	}
+	rd, err := connectors.OpenFile(loc, connectors.Options{Columns: m.lit.Columns, BatchRows: r.cfg.batchRows, Allocator: r.cfg.alloc})
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Release()
+	snap := rd.Snapshot()
+	meter.DatasetSHA256, meter.Bytes = snap.SHA256, snap.Bytes
+	if d.SHA256 != "" && snap.SHA256 != d.SHA256 {
+		return nil, fmt.Errorf("%w: dataset %s changed since registration (sha256 %s, registered %s)", cove.ErrInvalid, d.Name, snap.SHA256, d.SHA256)
+	}
+	keyPart := make([]map[uint32]int, len(specs))
+	for i := range keyPart {
+		keyPart[i] = map[uint32]int{}
+	}
+	var guestTime time.Duration
+	next := 0
+	for rd.Next() {
+		rec := rd.RecordBatch()
+		n := int(rec.NumRows())
+		if next+n > rows {
+			return nil, fmt.Errorf("%w: dataset %s has more rows than its encrypted columns (%d)", cove.ErrInvalid, d.Name, rows)
+		}
+		first := next
+		emit := func(e wasm.Emission) error {
+			cache, parts := keyPart[e.Output], partIndex[e.Output]
+			for j, row := range e.Rows {
+				p, ok := cache[e.Keys[j]]
+				if !ok {
+					p = -1
+					if q, found := parts[inst.KeyName(e.Keys[j])]; found {
+						p = q
+					}
+					cache[e.Keys[j]] = p
+				}
+				w := e.Values[j]
+				if p < 0 || w == 0 {
+					continue // a key outside the public partitions is dropped, unreported
+				}
+				if math.IsNaN(w) || math.IsInf(w, 0) {
+					return fmt.Errorf("%w: output %s: a weight is not finite", cove.ErrGuest, specs[e.Output].Output)
+				}
+				i := first + int(row)
+				if set[e.Output][p][i] {
+					return fmt.Errorf("%w: output %s: a row was weighted twice in one group (mechanism he: once per group)", cove.ErrGuest, specs[e.Output].Output)
+				}
+				if int(reach[e.Output][i]) >= specs[e.Output].MaxPartitions {
+					return fmt.Errorf("%w: output %s: a row reaches more than max_partitions = %d groups", cove.ErrGuest, specs[e.Output].Output, specs[e.Output].MaxPartitions)
+				}
+				set[e.Output][p][i] = true
+				reach[e.Output][i]++
+				weights[e.Output][p][i] = w
+			}
+			return nil
+		}
+		t0 := time.Now()
+		err = inst.ProcessBatch(gctx, rec, emit)
+		guestTime += time.Since(t0)
+		if err != nil {
+			return nil, err
+		}
+		meter.Rows += int64(n)
+		meter.Batches++
+		next += n
+	}
+	meter.GuestSeconds = round100ms(guestTime)
+	if err := rd.Err(); err != nil {
+		return nil, err
+	}
+	if err := gctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: job %s", cove.ErrDeadline, job.ID)
+	}
+	if next != rows {
+		return nil, fmt.Errorf("%w: dataset %s has %d rows, its encrypted columns %d", cove.ErrInvalid, d.Name, next, rows)
+	}
+	return weights, nil
+}
+
+// releaseHE coordinates one output's release: approval in the ledger, one
+// share from every key holder (each recorded before it is used), combine.
+// Any failure leaves the result unreleased.
+func (r *Runner) releaseHE(ctx context.Context, job store.Job, s enclave.Spec, keys *he.PublicKeys, recipient *he.OperatorKey, n *he.Noised) (*HEOutput, error) {
+	req, err := he.NewShareRequest(job.ID, n, recipient, nil)
+	if err != nil {
+		return nil, err
+	}
+	ct, rec := req.CiphertextHash(), req.RecipientHash()
+	a := store.HEApproval{Job: job.ID, Output: s.Output, Ciphertext: hex.EncodeToString(ct[:]), Recipient: hex.EncodeToString(rec[:]),
+		Session: hex.EncodeToString(req.Session[:]), Keys: hex.EncodeToString(fpOf(keys))}
+	seq, err := r.store.ApproveHERelease(context.WithoutCancel(ctx), a)
+	if err != nil {
+		return nil, err
+	}
+	req.Token = binary.BigEndian.AppendUint64(nil, seq)
+	body, err := req.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	var shares [][]byte
+	for _, p := range keys.Providers() {
+		sh, err := r.cfg.shares.Share(ctx, p, body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: output %s: key holder %s gave no share: %v", cove.ErrPrivacy, s.Output, p, err)
+		}
+		sum := sha256.Sum256(sh)
+		if err := r.store.RecordHEShare(context.WithoutCancel(ctx), store.HEShare{Job: job.ID, Output: s.Output, Provider: p,
+			Ciphertext: a.Ciphertext, Session: a.Session, ShareSHA256: hex.EncodeToString(sum[:])}); err != nil {
+			return nil, err
+		}
+		shares = append(shares, sh)
+	}
+	out, err := req.Combine(keys, shares)
+	if err != nil {
+		return nil, err
+	}
+	b, err := out.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &HEOutput{Keys: a.Keys, Release: base64.StdEncoding.EncodeToString(b), Ciphertext: a.Ciphertext, Recipient: a.Recipient, Noise: out.Noise()}, nil
+}
+
+func fpOf(k *he.PublicKeys) []byte {
+	f := k.Fingerprint()
+	return f[:]
+}
+
+// loadKeys reads registered collective keys from their file.
+func (r *Runner) loadKeys(ctx context.Context, fingerprint string) (*he.PublicKeys, error) {
+	reg, err := r.store.HEKeysByFingerprint(ctx, fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.readChecked(reg.Path, reg.SHA256, "HE keys "+fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := he.UnmarshalPublicKeys(b)
+	if err != nil {
+		return nil, err
+	}
+	if hex.EncodeToString(fpOf(keys)) != fingerprint {
+		return nil, fmt.Errorf("%w: HE keys file %s has another fingerprint", cove.ErrInvalid, reg.Path)
+	}
+	return keys, nil
+}
+
+// readChecked reads a file of the sandbox (relative to the data directory)
+// and checks its SHA-256.
+func (r *Runner) readChecked(path, sum, what string) ([]byte, error) {
+	if !filepath.IsAbs(path) && r.cfg.dataDir != "" {
+		path = filepath.Join(r.cfg.dataDir, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", cove.ErrNotFound, what, err)
+	}
+	if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != sum {
+		return nil, fmt.Errorf("%w: %s changed since registration", cove.ErrInvalid, what)
+	}
+	return b, nil
+}
+
+// OpenHE is the operator's side: it decrypts every HE output of rel with
+// the operator's key and returns a copy whose rows carry the values, each
+// with the standard deviation of its noise (DP and flooding) and a 95%
+// interval from he.NoiseInfo.Interval. Outputs without HE are copied as is.
+func OpenHE(op *he.Operator, rel *Release) (*Release, error) {
+	out := *rel
+	out.Outputs = slices.Clone(rel.Outputs)
+	for i, o := range out.Outputs {
+		if o.HE == nil {
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(o.HE.Release)
+		if err != nil {
+			return nil, fmt.Errorf("%w: output %s: release is not base64", cove.ErrInvalid, o.Name)
+		}
+		hr, err := he.UnmarshalRelease(b)
+		if err != nil {
+			return nil, err
+		}
+		vals, err := op.Open(hr)
+		if err != nil {
+			return nil, err
+		}
+		if len(vals) != len(o.HE.Groups) {
+			return nil, fmt.Errorf("%w: output %s: %d values for %d groups", cove.ErrInvalid, o.Name, len(vals), len(o.HE.Groups))
+		}
+		nz := hr.Noise()
+		std := math.Hypot(nz.Std, nz.FloodStdOut)
+		half := nz.Interval(0.05)
+		o.Rows = nil
+		for g, v := range vals {
+			o.Rows = append(o.Rows, Row{Key: o.HE.Groups[g], Value: v, NoiseStdDev: std, CILow: v - half, CIHigh: v + half})
+		}
+		out.Outputs[i] = o
+	}
+	return &out, nil
+}
+
+// --- Key holders (providers): their directory, their side of the protocol.
+
+// A provider's directory holds its secret share and its record of shares
+// given; nothing in it ever enters the sandbox.
+const (
+	providerFile  = "provider.json" // id and parameters
+	secretFile    = "secret.key"    // he.Provider.MarshalSecret, mode 0600
+	shareLogFile  = "shares.log"    // one line per key-switch share given
+	keygenPattern = "keygen-%s.share"
+)
+
+type providerInfo struct {
+	ID     string           `json:"id"`
+	Params he.ParamsLiteral `json:"params"`
+}
+
+// HESetupOf turns a registered setup into the protocol's setup.
+func HESetupOf(su store.HESetup) (he.Setup, error) {
+	var lit he.ParamsLiteral
+	if err := json.Unmarshal(su.Params, &lit); err != nil {
+		return he.Setup{}, fmt.Errorf("%w: HE setup %s: parameters: %v", cove.ErrInvalid, su.Name, err)
+	}
+	p, err := he.NewParams(lit)
+	if err != nil {
+		return he.Setup{}, err
+	}
+	return he.Setup{Params: p, Providers: slices.Clone(su.Providers), Seed: slices.Clone(su.Seed)}, nil
+}
+
+// ProviderKeygen is `cove provider keygen`: it creates (first time, id
+// needed) or loads the provider's secret share in dir and returns its keygen
+// share for setup su, written to dir as well. A provider gives one keygen
+// share per setup: asking again returns the stored share, never a new one
+// (two shares on the same reference string would leak the secret).
+func ProviderKeygen(dir, id string, su store.HESetup) ([]byte, error) {
+	setup, err := HESetupOf(su)
+	if err != nil {
+		return nil, err
+	}
+	if !policy.ValidName(su.Name) {
+		return nil, fmt.Errorf("%w: HE setup name %q", cove.ErrInvalid, su.Name)
+	}
+	sharePath := filepath.Join(dir, fmt.Sprintf(keygenPattern, su.Name))
+	if b, err := os.ReadFile(sharePath); err == nil {
+		return b, nil
+	}
+	pr, err := openProvider(dir, id, setup.Params, he.ProviderOptions{})
+	if err != nil {
+		return nil, err
+	}
+	// A marker, durable before the share is drawn: a crash between the two
+	// leaves the marker and no share, and keygen for this setup is refused
+	// from then on rather than drawn again with fresh errors.
+	marker := sharePath + ".started"
+	if _, err := os.Stat(marker); err == nil {
+		return nil, fmt.Errorf("%w: provider's keygen for setup %s was interrupted; register a new setup", cove.ErrPrivacy, su.Name)
+	}
+	if err := writeDurable(marker, nil, 0o600); err != nil {
+		return nil, err
+	}
+	b, err := pr.KeygenShare(setup)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeDurable(sharePath, b, 0o644); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// openProvider loads the provider of dir, creating it (with id) if dir has
+// none yet.
+func openProvider(dir, id string, p he.Params, opts he.ProviderOptions) (*he.Provider, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	info, err := os.ReadFile(filepath.Join(dir, providerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		if !policy.ValidName(id) {
+			return nil, fmt.Errorf("%w: a new provider needs an id (a valid name), not %q", cove.ErrInvalid, id)
+		}
+		pr, err := he.NewProvider(p, id, opts)
+		if err != nil {
+			return nil, err
+		}
+		sec, err := pr.MarshalSecret()
+		if err != nil {
+			return nil, err
+		}
+		if err := writeDurable(filepath.Join(dir, secretFile), sec, 0o600); err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(providerInfo{ID: id, Params: p.Literal()})
+		if err := writeDurable(filepath.Join(dir, providerFile), b, 0o644); err != nil {
+			return nil, err
+		}
+		return pr, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pi providerInfo
+	if err := json.Unmarshal(info, &pi); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", cove.ErrInvalid, providerFile, err)
+	}
+	if id != "" && id != pi.ID {
+		return nil, fmt.Errorf("%w: %s holds provider %q, not %q", cove.ErrInvalid, dir, pi.ID, id)
+	}
+	mine, err := he.NewParams(pi.Params)
+	if err != nil {
+		return nil, err
+	}
+	if a, b := mine.Literal(), p.Literal(); a.Scheme != b.Scheme || a.LogN != b.LogN || !slices.Equal(a.LogQ, b.LogQ) || !slices.Equal(a.LogP, b.LogP) {
+		return nil, fmt.Errorf("%w: provider %s's secret is for other parameters", cove.ErrInvalid, pi.ID)
+	}
+	secPath := filepath.Join(dir, secretFile)
+	if fi, err := os.Stat(secPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s is readable by others (mode %v); chmod 600 it", cove.ErrInvalid, secPath, fi.Mode().Perm())
+	}
+	sec, err := os.ReadFile(secPath)
+	if err != nil {
+		return nil, err
+	}
+	return he.LoadProvider(p, sec, opts)
+}
+
+// ProviderParams returns the parameters of the provider of dir.
+func ProviderParams(dir string) (string, he.Params, error) {
+	b, err := os.ReadFile(filepath.Join(dir, providerFile))
+	if err != nil {
+		return "", he.Params{}, fmt.Errorf("%w: no provider in %s: %v", cove.ErrNotFound, dir, err)
+	}
+	var pi providerInfo
+	if err := json.Unmarshal(b, &pi); err != nil {
+		return "", he.Params{}, fmt.Errorf("%w: %s: %v", cove.ErrInvalid, providerFile, err)
+	}
+	p, err := he.NewParams(pi.Params)
+	return pi.ID, p, err
+}
+
+// ProviderShare is `cove provider share`: the provider of dir answers a
+// serialized share request, giving its share only if the sandbox's ledger
+// (st, verified first) records the approval of that release and the
+// provider's own share log, in dir, has no share of that ciphertext.
+func ProviderShare(ctx context.Context, dir string, st *store.Store, request []byte) ([]byte, error) {
+	_, p, err := ProviderParams(dir)
+	if err != nil {
+		return nil, err
+	}
+	pr, err := openProvider(dir, "", p, he.ProviderOptions{Approver: LedgerApprover{Store: st}, Shares: &FileShareLog{Path: filepath.Join(dir, shareLogFile)}})
+	if err != nil {
+		return nil, err
+	}
+	req, err := he.UnmarshalShareRequest(p, request)
+	if err != nil {
+		return nil, err
+	}
+	return pr.ReleaseShare(ctx, req)
+}
+
+// LedgerApprover approves a release only if the sandbox's ledger, verified,
+// records its approval: the request's token is the approval entry's
+// sequence number (8 bytes, big-endian), and the entry must name the job,
+// the ciphertext and the recipient, with the job not ended since.
+type LedgerApprover struct{ Store *store.Store }
+
+// Approve implements he.Approver.
+func (l LedgerApprover) Approve(ctx context.Context, a he.Approval) error {
+	if len(a.Token) != 8 {
+		return errors.New("the request carries no ledger approval")
+	}
+	return l.Store.CheckHEApproval(ctx, a.Job, hex.EncodeToString(a.Ciphertext[:]), hex.EncodeToString(a.Recipient[:]), binary.BigEndian.Uint64(a.Token))
+}
+
+// FileShareLog is a provider's durable he.ShareLog: an append-only file of
+// (provider, ciphertext, session) lines, locked while it is read and
+// appended, synced before Record returns. Safe for concurrent use, across
+// processes too.
+type FileShareLog struct {
+	Path string
+	mu   sync.Mutex
+}
+
+// Record implements he.ShareLog.
+func (l *FileShareLog) Record(_ context.Context, provider string, ct, session [32]byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, err := os.OpenFile(l.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
+	}
+	b, err := os.ReadFile(l.Path)
+	if err != nil {
+		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
+	}
+	cts, ses := hex.EncodeToString(ct[:]), hex.EncodeToString(session[:])
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != provider {
+			continue
+		}
+		if f[1] == cts {
+			return fmt.Errorf("%w: he: provider %q already gave a share for ciphertext %s", cove.ErrPrivacy, provider, cts[:16])
+		}
+		if f[2] == ses {
+			return fmt.Errorf("%w: he: session %s reused", cove.ErrPrivacy, ses[:16])
+		}
+	}
+	if _, err := fmt.Fprintf(f, "%s %s %s\n", provider, cts, ses); err != nil {
+		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
+	}
+	return nil
+}
+
+// Count returns how many shares the log records.
+func (l *FileShareLog) Count() int {
+	b, _ := os.ReadFile(l.Path)
+	return strings.Count(string(b), "\n")
+}
+
+// DirShareSource reaches providers whose directories are on this machine
+// (tests, the demo): each request is answered by ProviderShare with the
+// sandbox's store as the ledger the providers check.
+type DirShareSource struct {
+	Store *store.Store
+	Dirs  map[string]string // provider id → directory
+}
+
+// Share implements ShareSource.
+func (s DirShareSource) Share(ctx context.Context, provider string, request []byte) ([]byte, error) {
+	dir, ok := s.Dirs[provider]
+	if !ok {
+		return nil, fmt.Errorf("%w: provider %s is not reachable", cove.ErrNotFound, provider)
+	}
+	return ProviderShare(ctx, dir, s.Store, request)
+}
+
+// CombineKeys is the sandbox's side of key generation: the collective keys
+// from one keygen share per holder of su (by holder id), with the SHA-256 of
+// each share for the ledger.
+func CombineKeys(su store.HESetup, shares map[string][]byte) (*he.PublicKeys, map[string]string, error) {
+	setup, err := HESetupOf(su)
+	if err != nil {
+		return nil, nil, err
+	}
+	var list [][]byte
+	sums := map[string]string{}
+	for _, p := range su.Providers {
+		b, ok := shares[p]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: no keygen share from provider %s", cove.ErrInvalid, p)
+		}
+		s := sha256.Sum256(b)
+		sums[p] = hex.EncodeToString(s[:])
+		list = append(list, b)
+	}
+	keys, err := he.CollectiveKeys(setup, list)
+	return keys, sums, err
+}
+
+// RegisterKeys writes the collective keys to path (inside the sandbox's
+// data directory) and registers them for setup su.
+func RegisterKeys(ctx context.Context, st *store.Store, su store.HESetup, keys *he.PublicKeys, sums map[string]string, path, rel string) (string, error) {
+	b, err := keys.MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	if err := writeDurable(path, b, 0o644); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	fp := hex.EncodeToString(fpOf(keys))
+	return fp, st.RegisterHEKeys(ctx, store.HEKeys{Fingerprint: fp, Setup: su.Name, Path: rel, SHA256: hex.EncodeToString(sum[:]), KeygenShares: sums})
+}
+
+// Null handling when a provider encrypts a column.
+const (
+	NullsRefuse = "refuse" // a missing value is an error (the default)
+	NullsZero   = "zero"   // a missing value is entered as 0; encrypt the presence indicator too to count them
+)
+
+// EncryptOptions say how a provider encrypts a column of its table.
+type EncryptOptions struct {
+	Lo, Hi float64
+	Nulls  string // NullsRefuse (default) or NullsZero
+}
+
+// EncryptColumn is `cove provider encrypt`: it reads one column of the
+// provider's table (Parquet, CSV or Arrow IPC, through connectors) and
+// encrypts it under the collective keys, clamped to [Lo, Hi]. Row i of the
+// column is row i of the table, so nulls cannot be dropped: they are
+// refused or, with NullsZero, entered as 0, and the second column returned
+// is then the presence indicator (1 where a value was present), encrypted
+// with bounds [0, 1] for a count of the values behind a sum.
+func EncryptColumn(keys *he.PublicKeys, path, column string, opt EncryptOptions) (col, present *he.Column, err error) {
+	if opt.Nulls == "" {
+		opt.Nulls = NullsRefuse
+	}
+	if opt.Nulls != NullsRefuse && opt.Nulls != NullsZero {
+		return nil, nil, fmt.Errorf("%w: nulls %q is not %s or %s", cove.ErrInvalid, opt.Nulls, NullsRefuse, NullsZero)
+	}
+	rd, err := connectors.OpenFile(path, connectors.Options{Columns: []string{column}})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rd.Release()
+	var vals, has []float64
+	nulls := 0
+	for rd.Next() {
+		a := rd.RecordBatch().Column(0)
+		for i := 0; i < a.Len(); i++ {
+			if a.IsNull(i) {
+				nulls++
+				vals, has = append(vals, 0), append(has, 0)
+				continue
+			}
+			var v float64
+			switch a := a.(type) {
+			case *array.Float64:
+				v = a.Value(i)
+			case *array.Float32:
+				v = float64(a.Value(i))
+			case *array.Int64:
+				v = float64(a.Value(i))
+			case *array.Int32:
+				v = float64(a.Value(i))
+			default:
+				return nil, nil, fmt.Errorf("%w: column %q has type %s, not a number", cove.ErrInvalid, column, a.DataType())
+			}
+			vals, has = append(vals, v), append(has, 1)
+		}
+	}
+	if err := rd.Err(); err != nil {
+		return nil, nil, err
+	}
+	if nulls > 0 && opt.Nulls == NullsRefuse {
+		return nil, nil, fmt.Errorf("%w: column %q has %d nulls; decide how they enter (-nulls zero)", cove.ErrInvalid, column, nulls)
+	}
+	enc := he.NewEncryptor(keys)
+	encrypt := func(v []float64, lo, hi float64) (*he.Column, error) {
+		if keys.Params().Scheme() == he.CKKS {
+			return enc.EncryptFloats(v, lo, hi)
+		}
+		iv := make([]int64, len(v))
+		for i, x := range v {
+			if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+				return nil, fmt.Errorf("%w: column %q has a non-integer value; BGV encrypts integers", cove.ErrInvalid, column)
+			}
+			iv[i] = int64(x)
+		}
+		if lo != math.Trunc(lo) || hi != math.Trunc(hi) {
+			return nil, fmt.Errorf("%w: BGV bounds must be integers", cove.ErrInvalid)
+		}
+		return enc.EncryptInts(iv, int64(lo), int64(hi))
+	}
+	if col, err = encrypt(vals, opt.Lo, opt.Hi); err != nil {
+		return nil, nil, err
+	}
+	if opt.Nulls == NullsZero {
+		if present, err = encrypt(has, 0, 1); err != nil {
+			return nil, nil, err
+		}
+	}
+	return col, present, nil
+}
+
+// AttachColumn writes a serialized encrypted column into the sandbox's data
+// directory (path; rel is what the store records, relative to the data
+// directory) and registers it for dataset.column.
+func AttachColumn(ctx context.Context, st *store.Store, keys *he.PublicKeys, b []byte, path, rel string, c store.HEColumn) error {
+	col, err := he.UnmarshalColumn(keys, b)
+	if err != nil {
+		return err
+	}
+	if err := writeDurable(path, b, 0o644); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	c.Path, c.SHA256, c.Keys, c.Rows = rel, hex.EncodeToString(sum[:]), hex.EncodeToString(fpOf(keys)), int64(col.Rows())
+	c.Lo, c.Hi = col.Bounds()
+	return st.RegisterHEColumn(ctx, c)
+}
+
+// RegisterRecipient registers an operator's public key as a recipient of
+// HE releases and returns its hash (the manifest's recipient).
+func RegisterRecipient(ctx context.Context, st *store.Store, operator string, key *he.OperatorKey) (string, error) {
+	b, err := key.MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	h := key.Hash()
+	hash := hex.EncodeToString(h[:])
+	return hash, st.RegisterHERecipient(ctx, operator, hash, b)
+}
+
+// writeDurable writes a file through a temporary one, synced, then renamed.
+func writeDurable(path string, b []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
