@@ -71,6 +71,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return grantCmd(ctx, args[1:], out)
 	case "review":
 		return reviewCmd(ctx, args[1:], out)
+	case "provider":
+		return providerCmd(ctx, args[1:], out)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil
