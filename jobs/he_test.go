@@ -514,7 +514,9 @@ func TestHE(t *testing.T) {
 
 type shareFunc func(ctx context.Context, provider string, req []byte) ([]byte, error)
 
-func (f shareFunc) Share(ctx context.Context, p string, req []byte) ([]byte, error) { return f(ctx, p, req) }
+func (f shareFunc) Share(ctx context.Context, p string, req []byte) ([]byte, error) {
+	return f(ctx, p, req)
+}
 
 func sum(xs []float64) float64 {
 	var s float64
