@@ -31,6 +31,9 @@ var (
 	ErrInReview = errors.New("waiting for review")
 	// ErrCancelled: the job was cancelled (by its operator, or by revocation).
 	ErrCancelled = errors.New("cancelled")
+	// ErrUnavailable: a data source (object store) could not be reached or
+	// refused access; the job did not release.
+	ErrUnavailable = errors.New("source unavailable")
 )
 
 // codes pairs each sentinel with the stable code a client sees.
@@ -51,6 +54,7 @@ var codes = []struct {
 	{ErrPrivacy, "privacy_refused"},
 	{ErrInReview, "in_review"},
 	{ErrCancelled, "cancelled"},
+	{ErrUnavailable, "source_unavailable"},
 }
 
 // Code returns the stable client code of err's category, or "internal" for an

@@ -2,7 +2,6 @@ package connectors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -37,10 +36,10 @@ var (
 	// longer describes the data. It wraps cove.ErrInvalid.
 	ErrChanged = fmt.Errorf("%w: source changed while it was read", cove.ErrInvalid)
 	// ErrAccessDenied: the object store refused the configured credentials.
-	ErrAccessDenied = errors.New("access denied by the object store")
+	ErrAccessDenied = fmt.Errorf("%w: access denied by the object store", cove.ErrUnavailable)
 	// ErrUnavailable: the object store could not be reached or broke off a
 	// transfer. Reading again may succeed.
-	ErrUnavailable = errors.New("object store unavailable")
+	ErrUnavailable = fmt.Errorf("%w: object store unavailable", cove.ErrUnavailable)
 )
 
 // Format names an input format.
@@ -221,11 +220,11 @@ type Snapshot struct {
 
 // Object identifies one file or object of a Snapshot.
 type Object struct {
-	Location  string // file path, or s3://bucket/key
-	Bytes     int64
-	SHA256    string // hex sha256 of the content; empty if not hashed
-	ETag      string // S3 only
-	VersionID string // S3 only, in a versioned bucket
+	Location  string `json:"location"` // file path, or s3://bucket/key
+	Bytes     int64  `json:"bytes"`
+	SHA256    string `json:"sha256,omitempty"`     // hex sha256 of the content; empty if not hashed
+	ETag      string `json:"etag,omitempty"`       // S3 only
+	VersionID string `json:"version_id,omitempty"` // S3 only, in a versioned bucket
 }
 
 // Reader streams record batches from one dataset: a file, an object, or the

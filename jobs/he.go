@@ -144,6 +144,10 @@ func heCost(specs []enclave.Spec) (enclave.Cost, error) {
 	return c, nil
 }
 
+// maxHEWeights bounds the weights of one HE output (groups × rows): 2^25
+// weights are 256 MiB.
+const maxHEWeights = 1 << 25
+
 // heInput is one HE output's encrypted column, loaded and checked.
 type heInput struct {
 	reg store.HEColumn
@@ -219,6 +223,13 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 		}
 	}
 
+	// The weights are dense (groups × rows): bound them before allocating.
+	for _, sp := range m.Specs() {
+		if len(sp.Partitions) > keys.Params().Slots() || len(sp.Partitions)*rows > maxHEWeights {
+			return nil, meter, fmt.Errorf("%w: output %s: %d groups × %d rows exceed the HE limits (%d groups, %d weights)",
+				cove.ErrLimit, sp.Output, len(sp.Partitions), rows, keys.Params().Slots(), maxHEWeights)
+		}
+	}
 	weights, err := r.heWeights(ctx, job, m, module, d, rows, &meter)
 	if err != nil {
 		return nil, meter, err
@@ -350,6 +361,9 @@ func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, modu
 				}
 				if math.IsNaN(w) || math.IsInf(w, 0) {
 					return fmt.Errorf("%w: output %s: a weight is not finite", cove.ErrGuest, specs[e.Output].Output)
+				}
+				if int(row) >= n {
+					return fmt.Errorf("%w: output %s: a contribution names a row outside the batch", cove.ErrGuest, specs[e.Output].Output)
 				}
 				i := first + int(row)
 				if set[e.Output][p][i] {

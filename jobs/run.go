@@ -12,6 +12,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ type Config struct {
 	dataDir   string
 	alloc     memory.Allocator
 	shares    ShareSource // key holders' key-switch shares, for mechanism he (he.go)
+	s3        *connectors.S3
 }
 
 // NewConfig returns the defaults: 60 s per job, 64Ki rows per batch.
@@ -50,6 +52,9 @@ func (c Config) WithBatchRows(n int) Config { c.batchRows = n; return c }
 // WithDataDir resolves relative dataset locations against dir.
 func (c Config) WithDataDir(dir string) Config { c.dataDir = dir; return c }
 
+// WithS3 sets the object store that s3:// dataset locations are read from.
+func (c Config) WithS3(s3 *connectors.S3) Config { c.s3 = s3; return c }
+
 // WithAllocator sets the Arrow allocator (tests use a checked one).
 func (c Config) WithAllocator(a memory.Allocator) Config { c.alloc = a; return c }
 
@@ -61,6 +66,7 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // by job id
+	modules moduleCache
 }
 
 // NewRunner composes a store and a WebAssembly runtime: an isolate.Engine
@@ -128,13 +134,16 @@ type Row struct {
 // nothing derived from data values: rows and bytes are those of the whole
 // snapshot read, and times are rounded to 100 ms to blunt them as a channel.
 type Metering struct {
-	DatasetSHA256 string  `json:"dataset_sha256"`
-	Rows          int64   `json:"rows"`
-	Bytes         int64   `json:"bytes"`
-	Batches       int     `json:"batches"`
-	WallSeconds   float64 `json:"wall_seconds"`
-	GuestSeconds  float64 `json:"guest_seconds"`
-	Epsilon       float64 `json:"epsilon"`
+	DatasetSHA256 string `json:"dataset_sha256"`
+	// DatasetObjects names exactly what was read from an object store (key,
+	// size, ETag, version): the release's lineage.
+	DatasetObjects []connectors.Object `json:"dataset_objects,omitempty"`
+	Rows           int64               `json:"rows"`
+	Bytes          int64               `json:"bytes"`
+	Batches        int                 `json:"batches"`
+	WallSeconds    float64             `json:"wall_seconds"`
+	GuestSeconds   float64             `json:"guest_seconds"`
+	Epsilon        float64             `json:"epsilon"`
 }
 
 // Submit records a job and has it admitted: it returns the stored job
@@ -173,11 +182,13 @@ func (r *Runner) DryRun(ctx context.Context, sub Submission) (policy.Decision, e
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	mod, err := r.engine.Compile(ctx, sub.Module)
+	// Compiled through the runner's cache: a job submitted after its dry run
+	// does not compile again.
+	_, done, err := r.modules.get(ctx, r.engine, sha(sub.Module), sub.Module)
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	mod.Close(ctx)
+	done()
 	return r.store.Check(ctx, m.request("dry-run", sub.Operator))
 }
 
@@ -226,6 +237,9 @@ func (r *Runner) Execute(ctx context.Context, id string) (*Release, error) {
 	case store.StateInReview:
 		return nil, fmt.Errorf("%w: job %s waits for the authority", cove.ErrInReview, id)
 	case store.StateAdmitted:
+	case store.StateRunning:
+		// Another Execute runs it (or a crash left it, for Recover to end).
+		return nil, fmt.Errorf("%w: job %s is running", cove.ErrExists, id)
 	default:
 		return nil, fmt.Errorf("%w: job %s ended %s: %s", cove.ErrExists, id, job.State, job.Reason)
 	}
@@ -238,7 +252,11 @@ func (r *Runner) Execute(ctx context.Context, id string) (*Release, error) {
 		return nil, err
 	}
 	if err := r.store.Start(ctx, id); err != nil {
-		return nil, r.failed(ctx, job, err, Metering{})
+		if errors.Is(err, cove.ErrGrantInactive) {
+			return nil, r.failed(ctx, job, err, Metering{})
+		}
+		// Lost a race to another Execute of the same job: leave it alone.
+		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -357,11 +375,11 @@ func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module
 		}
 	}
 
-	mod, err := r.engine.Compile(ctx, module)
+	mod, done, err := r.modules.get(ctx, r.engine, job.ModuleSHA256, module)
 	if err != nil {
 		return nil, meter, err
 	}
-	defer mod.Close(context.WithoutCancel(ctx))
+	defer done()
 	// The deadline bounds the guest: from its start to its last batch.
 	// Compilation is host work, cached by module hash.
 	deadline := time.Now().Add(r.cfg.deadline)
@@ -384,16 +402,16 @@ func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module
 		}
 	}
 	loc := d.Location
-	if !filepath.IsAbs(loc) && r.cfg.dataDir != "" {
+	if !strings.HasPrefix(loc, "s3://") && !strings.HasPrefix(loc, "file://") && !filepath.IsAbs(loc) && r.cfg.dataDir != "" {
 		loc = filepath.Join(r.cfg.dataDir, loc)
 	}
-	rd, err := connectors.OpenFile(loc, connectors.Options{Columns: read, BatchRows: r.cfg.batchRows, Allocator: r.cfg.alloc})
+	rd, err := connectors.Open(ctx, loc, connectors.Options{Columns: read, BatchRows: r.cfg.batchRows, Allocator: r.cfg.alloc, S3: r.cfg.s3})
 	if err != nil {
 		return nil, meter, err
 	}
 	defer rd.Release()
 	snap := rd.Snapshot()
-	meter.DatasetSHA256, meter.Bytes = snap.SHA256, snap.Bytes
+	meter.DatasetSHA256, meter.Bytes, meter.DatasetObjects = snap.SHA256, snap.Bytes, snap.Objects
 	if d.SHA256 != "" && snap.SHA256 != d.SHA256 {
 		return nil, meter, fmt.Errorf("%w: dataset %s changed since registration (sha256 %s, registered %s)", cove.ErrInvalid, d.Name, snap.SHA256, d.SHA256)
 	}
