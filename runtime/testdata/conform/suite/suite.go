@@ -97,6 +97,38 @@ var Cases = []struct {
 	From, To int
 }{{"whole", 0, 11}, {"offset slice", 3, 10}, {"empty", 2, 2}}
 
+// Engine is a runtime to run the suite on: New makes a fresh one for a test
+// (and arranges its Close); when New is nil the engine is not in this build
+// and its subtests are skipped with Skip as the reason.
+type Engine struct {
+	Name string
+	New  func(t testing.TB) wasm.Runtime
+	Skip string
+}
+
+// Guest is a build of the program: Build returns the module (or skips).
+type Guest struct {
+	Name  string
+	Build func(t testing.TB) []byte
+}
+
+// RunMatrix runs the suite for every engine and guest, as subtests
+// engine/guest: the same suite on every pair.
+func RunMatrix(t *testing.T, engines []Engine, guests []Guest) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			if e.New == nil {
+				t.Skip(e.Skip)
+			}
+			for _, g := range guests {
+				t.Run(g.Name, func(t *testing.T) {
+					Run(t, e.New(t), g.Build(t))
+				})
+			}
+		})
+	}
+}
+
 // Run runs the suite on rt with module, the program's build.
 func Run(t *testing.T, rt wasm.Runtime, module []byte) {
 	t.Helper()
