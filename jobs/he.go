@@ -318,10 +318,10 @@ func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, modu
 	defer inst.Close(context.WithoutCancel(ctx))
 
 	loc := d.Location
-	if !filepath.IsAbs(loc) && r.cfg.dataDir != "" {
+	if !strings.HasPrefix(loc, "s3://") && !strings.HasPrefix(loc, "file://") && !filepath.IsAbs(loc) && r.cfg.dataDir != "" {
 		loc = filepath.Join(r.cfg.dataDir, loc)
 	}
-	rd, err := connectors.OpenFile(loc, connectors.Options{Columns: m.lit.Columns, BatchRows: r.cfg.batchRows, Allocator: r.cfg.alloc})
+	rd, err := connectors.Open(gctx, loc, connectors.Options{Columns: m.lit.Columns, BatchRows: r.cfg.batchRows, Allocator: r.cfg.alloc, S3: r.cfg.s3})
 	if err != nil {
 		return nil, err
 	}
