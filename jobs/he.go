@@ -300,11 +300,11 @@ func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, modu
 			partIndex[i][k] = p
 		}
 	}
-	mod, err := r.engine.Compile(ctx, module)
+	mod, done, err := r.modules.get(ctx, r.engine, job.ModuleSHA256, module)
 	if err != nil {
 		return nil, err
 	}
-	defer mod.Close(context.WithoutCancel(ctx))
+	defer done()
 	deadline := time.Now().Add(r.cfg.deadline)
 	if g, err := r.store.Grant(ctx, job.Grant); err == nil && g.ValidUntil.Before(deadline) {
 		deadline = g.ValidUntil
