@@ -61,7 +61,7 @@ type sandbox struct {
 	in     *bufio.Reader
 	out    *bufio.Writer
 	cancel chan struct{}
-	eng    *wasm.Engine
+	eng    wasm.Runtime
 	mod    wasm.Module
 	inst   wasm.Instance
 	sent   int // keys sent to the parent
@@ -117,12 +117,13 @@ func (s *sandbox) handle(ctx context.Context, t byte, b []byte) error {
 			return fmt.Errorf("rlimits: %w", err)
 		}
 		s.cpu = h.CPUSeconds
-		eng, err := wasm.NewEngine(ctx, wasm.NewConfig().WithLimits(h.Limits, os.Stderr))
-		if err != nil {
-			return err
+		var err error
+		if h.Engine == EngineWasmer {
+			s.eng, err = newWasmer(ctx, h.Limits, os.Stderr)
+		} else {
+			s.eng, err = wasm.NewEngine(ctx, wasm.NewConfig().WithLimits(h.Limits, os.Stderr))
 		}
-		s.eng = eng
-		return nil
+		return err
 	case msgModule:
 		if s.eng == nil {
 			return errors.New("module before configuration")

@@ -208,6 +208,18 @@ func corpus() []hostile {
 // concurrent good job unaffected. It reports the worst overrun past the
 // deadline and the sandboxes' peak memory.
 func TestHostileCorpus(t *testing.T) {
+	for _, engine := range []string{EngineWazero, EngineWasmer} {
+		t.Run(engine, func(t *testing.T) {
+			if engine == EngineWasmer && !haveWasmer {
+				t.Skip("the wasmer engine needs -tags wasmer (and cgo)")
+			}
+			hostileCorpus(t, engine)
+		})
+	}
+}
+
+// hostileCorpus runs the corpus on sandboxes running engine.
+func hostileCorpus(t *testing.T, engine string) {
 	if raceEnabled {
 		t.Skip("the corpus times sandboxes, which under -race are the race-instrumented test binary and start and compile several times slower; it runs in the plain `go test ./...`")
 	}
@@ -240,7 +252,7 @@ func TestHostileCorpus(t *testing.T) {
 	const deadline = 300 * time.Millisecond
 	// A grace of 600 ms leaves room for the kill and the process starts
 	// inside the 1 s the acceptance allows past the deadline.
-	e := newEngine(t, testConfig().WithGrace(600*time.Millisecond))
+	e := newEngine(t, testConfig().WithGrace(600*time.Millisecond).WithEngine(engine))
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 
@@ -299,8 +311,8 @@ func TestHostileCorpus(t *testing.T) {
 	}
 	var self syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	t.Logf("%d modules: worst overrun past the %v deadline %v (%s); sandbox peak RSS %d MiB (guest limit %d MiB); host peak RSS %d MiB; %d good runs alongside, all correct",
-		len(cases), deadline, worst, worstName, peakRSS>>10, 1024*65536>>20, self.Maxrss>>10, goodRuns)
+	t.Logf("%s, %d modules: worst overrun past the %v deadline %v (%s); sandbox peak RSS %d MiB (guest limit %d MiB); host peak RSS %d MiB; %d good runs alongside, all correct",
+		engine, len(cases), deadline, worst, worstName, peakRSS>>10, 1024*65536>>20, self.Maxrss>>10, goodRuns)
 	if err := runGood(e, good); err != nil {
 		t.Errorf("good job after the corpus: %v", err)
 	}

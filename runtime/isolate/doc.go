@@ -20,6 +20,10 @@
 // the call's deadline leaves), no core dumps, no file over 1 GiB, 64
 // descriptors. It runs wazero with close-on-context-done, the memory limit,
 // no file system, network, real clock or host randomness (runtime/wasm).
+// Config.WithEngine(EngineWasmer) runs wasmer instead (runtime/wasmer, in
+// binaries built with -tags wasmer): it cannot interrupt a guest, so the
+// watchdog's SIGKILL is its deadline, and RLIMIT_AS grows by the 6 GiB
+// wasmer reserves per linear memory.
 //
 // The process inherits no descriptor but its three pipes (stdin, stdout,
 // and stderr, which the parent discards unless debug output is on: mock

@@ -49,7 +49,22 @@ type Config struct {
 	logf        func(format string, args ...any)
 	debug       io.Writer
 	startupWait time.Duration
+	engine      string
 }
+
+// Engines a sandbox can run guests on (Config.WithEngine).
+const (
+	EngineWazero = "wazero" // runtime/wasm, the default
+	EngineWasmer = "wasmer" // runtime/wasmer: only in binaries built with -tags wasmer
+)
+
+// WithEngine picks the WebAssembly engine inside the sandboxes:
+// EngineWazero (the default) or EngineWasmer, which needs a binary built
+// with the build tag wasmer (NewEngine refuses it otherwise). wasmer cannot
+// interrupt a guest: for it the watchdog's SIGKILL at deadline + grace is
+// the deadline, and RLIMIT_AS grows by the 6 GiB wasmer reserves per
+// memory (runtime/wasmer).
+func (c Config) WithEngine(name string) Config { c.engine = name; return c }
 
 // NewConfig returns the defaults around the sandbox's engine configuration
 // w: the command is this executable with argument "sandbox" (the cove
@@ -114,6 +129,17 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if os.Getenv(EnvChild) != "" {
 		return nil, fmt.Errorf("%w: isolate: a sandbox may not start sandboxes (does this binary call isolate.ServeIfChild first?)", cove.ErrInvalid)
+	}
+	switch cfg.engine {
+	case "":
+		cfg.engine = EngineWazero
+	case EngineWazero:
+	case EngineWasmer:
+		if !haveWasmer {
+			return nil, fmt.Errorf("%w: isolate: engine %q needs a binary built with -tags wasmer", cove.ErrInvalid, cfg.engine)
+		}
+	default:
+		return nil, fmt.Errorf("%w: isolate: unknown engine %q", cove.ErrInvalid, cfg.engine)
 	}
 	e := &Engine{cfg: cfg, limits: cfg.wasm.Limits()}
 	if e.limits.CacheDir == "" {
@@ -391,8 +417,11 @@ func (e *Engine) start(ctx context.Context, bin []byte) (*proc, error) {
 	if err := e.spawn(p); err != nil {
 		return nil, err
 	}
-	hl := hello{Limits: e.limits, AddressSpace: uint64(e.limits.MemoryLimitPages)*65536 + e.cfg.asSlack,
+	hl := hello{Limits: e.limits, Engine: e.cfg.engine, AddressSpace: uint64(e.limits.MemoryLimitPages)*65536 + e.cfg.asSlack,
 		CPUSeconds: uint64(math.Ceil((e.limits.Deadline + e.cfg.grace).Seconds())) + 1}
+	if e.cfg.engine == EngineWasmer {
+		hl.AddressSpace += wasmerReserve
+	}
 	cfgJSON, _ := json.Marshal(hl)
 	err := p.do(ctx, func() error {
 		if err := writeFrame(p.in, msgConfig, cfgJSON); err != nil {

@@ -84,11 +84,24 @@ func goGuest(t testing.TB, dir string) []byte {
 	return b
 }
 
-func TestConformanceIsolatedGo(t *testing.T) {
-	suite.Run(t, newEngine(t, testConfig()), goGuest(t, "../testdata/conform/goguest"))
+// TestConformanceIsolated runs the ABI conformance suite in sandboxes, on
+// each engine a sandbox can run (wasmer with -tags wasmer), with the Go and
+// the C guest.
+func TestConformanceIsolated(t *testing.T) {
+	engines := []suite.Engine{
+		{Name: "wazero", New: func(t testing.TB) wasm.Runtime { return newEngine(t, testConfig()) }},
+		{Name: "wasmer", New: func(t testing.TB) wasm.Runtime { return newEngine(t, testConfig().WithEngine(EngineWasmer)) }},
+	}
+	if !haveWasmer {
+		engines[1] = suite.Engine{Name: "wasmer", Skip: "the wasmer engine needs -tags wasmer (and cgo)"}
+	}
+	suite.RunMatrix(t, engines, []suite.Guest{
+		{Name: "go", Build: func(t testing.TB) []byte { return goGuest(t, "../testdata/conform/goguest") }},
+		{Name: "c", Build: cGuest},
+	})
 }
 
-func TestConformanceIsolatedC(t *testing.T) {
+func cGuest(t testing.TB) []byte {
 	ctx := context.Background()
 	if err := guestbuild.HaveC(ctx); err != nil {
 		t.Skip(err)
@@ -97,7 +110,7 @@ func TestConformanceIsolatedC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suite.Run(t, newEngine(t, testConfig()), bin)
+	return bin
 }
 
 // TestSandboxSees checks what a sandbox process can reach: its three pipes

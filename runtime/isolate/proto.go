@@ -84,6 +84,7 @@ type wireError struct {
 // hello is the sandbox's configuration.
 type hello struct {
 	Limits       wasm.Limits `json:"limits"`
+	Engine       string      `json:"engine"`        // EngineWazero or EngineWasmer
 	AddressSpace uint64      `json:"address_space"` // RLIMIT_AS bytes, 0 for none
 	CPUSeconds   uint64      `json:"cpu_seconds"`   // RLIMIT_CPU, 0 for none
 }

@@ -110,6 +110,12 @@ func (e *Engine) Close(ctx context.Context) error {
 	return nil
 }
 
+// AddressSpacePerMemory is the virtual address space wasmer 2.0 reserves
+// for each linear memory on 64-bit hosts, whatever its limit: a 4 GiB
+// static memory and a 2 GiB guard region. A process limit on address space
+// (RLIMIT_AS) must leave room for it.
+const AddressSpacePerMemory = 6 << 30
+
 // cacheSubdir holds wasmer's serialized modules inside the cache directory;
 // the name carries the wasmer version, whose format it is.
 const cacheSubdir = "wasmer-2.0-go-1.0.4"

@@ -71,7 +71,9 @@ func (i *instance) classify(ctx context.Context, phase string, err error) error 
 	if i.stop != nil {
 		return ctxError(phase, i.stop)
 	}
-	if cerr := ctx.Err(); cerr != nil {
+	var trap *wasmer.TrapError
+	isTrap := errors.As(err, &trap)
+	if cerr := ctx.Err(); cerr != nil && (errors.Is(err, errStopped) || !isTrap) {
 		return ctxError(phase, cerr)
 	}
 	var ge *wasm.GuestError
@@ -83,8 +85,7 @@ func (i *instance) classify(ctx context.Context, phase string, err error) error 
 	}
 	text := err.Error()
 	kind := "unknown"
-	var trap *wasmer.TrapError
-	if errors.As(err, &trap) {
+	if isTrap {
 		for _, k := range trapKinds {
 			if strings.Contains(text, k.wasmer) {
 				kind = k.kind
@@ -93,7 +94,7 @@ func (i *instance) classify(ctx context.Context, phase string, err error) error 
 		}
 	}
 	msg := "guest trapped: " + kind
-	if !errors.As(err, &trap) {
+	if !isTrap {
 		msg = "guest failed to start: " + kind // instantiation: link or allocation error
 	}
 	if debug {

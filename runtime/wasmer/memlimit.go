@@ -78,7 +78,7 @@ func capMemorySection(body []byte, limit uint32) ([]byte, error) {
 			maxPages = min(m, limit)
 		}
 		if minPages > limit {
-			return nil, fmt.Errorf("initial memory of %d pages exceeds the limit of %d pages", minPages, limit)
+			return nil, fmt.Errorf("initial memory of %d pages over limit of %d pages", minPages, limit)
 		}
 		if minPages > maxPages {
 			return nil, errors.New("memory minimum exceeds its maximum")

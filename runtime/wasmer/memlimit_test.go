@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// module is a minimal binary with the given memory section body (nil for
+// binWithMemory is a minimal binary with the given memory section body (nil for
 // none) between a type section and a custom section.
-func module(mem []byte) []byte {
+func binWithMemory(mem []byte) []byte {
 	b := []byte("\x00asm\x01\x00\x00\x00")
 	b = append(b, 1, 1, 0) // type section: zero types
 	if mem != nil {
@@ -39,7 +39,7 @@ func TestCapMemory(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := capMemory(module(tc.mem), tc.limit)
+			got, err := capMemory(binWithMemory(tc.mem), tc.limit)
 			if tc.wantFail {
 				if err == nil {
 					t.Fatalf("capMemory accepted %x", tc.mem)
@@ -49,15 +49,15 @@ func TestCapMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := module(tc.want); !bytes.Equal(got, want) {
+			if want := binWithMemory(tc.want); !bytes.Equal(got, want) {
 				t.Errorf("got  %x\nwant %x", got, want)
 			}
 		})
 	}
-	if got, err := capMemory(module(nil), 10); err != nil || !bytes.Equal(got, module(nil)) {
+	if got, err := capMemory(binWithMemory(nil), 10); err != nil || !bytes.Equal(got, binWithMemory(nil)) {
 		t.Errorf("module without memory: %x, %v", got, err)
 	}
-	for _, bad := range [][]byte{nil, []byte("\x00asm"), []byte("notwasm!"), append(module(nil), 1, 0x7f)} {
+	for _, bad := range [][]byte{nil, []byte("\x00asm"), []byte("notwasm!"), append(binWithMemory(nil), 1, 0x7f)} {
 		if _, err := capMemory(bad, 10); err == nil {
 			t.Errorf("capMemory accepted %x", bad)
 		}
