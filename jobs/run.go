@@ -194,9 +194,17 @@ func (r *Runner) DryRun(ctx context.Context, sub Submission) (policy.Decision, e
 
 // request is the admission request of a job.
 func (m *Manifest) request(job, operator string) policy.Request {
+	cols := slices.Clone(m.lit.Columns)
+	for _, o := range m.lit.Outputs {
+		// An encrypted column is aggregated by the host, never read by the
+		// guest, but the grant must still cover it.
+		if o.Column != "" && !slices.Contains(cols, o.Column) {
+			cols = append(cols, o.Column)
+		}
+	}
 	return policy.Request{
 		Job: job, Operator: operator, Grant: m.lit.Grant, Purpose: m.lit.Purpose, Dataset: m.lit.Dataset,
-		Mechanism: m.lit.Mechanism, Columns: m.lit.Columns, UnitColumns: m.lit.PrivacyUnit.Columns,
+		Mechanism: m.lit.Mechanism, Columns: cols, UnitColumns: m.lit.PrivacyUnit.Columns,
 		GroupBy: m.groupColumns(), Epsilon: m.Epsilon(), Delta: m.Delta(),
 	}
 }

@@ -106,6 +106,9 @@ type releaseOutputs struct {
 		Epsilon   float64           `json:"epsilon"`
 		GroupBy   []string          `json:"group_by"`
 		Rows      []json.RawMessage `json:"rows"`
+		HE        *struct {
+			Groups [][]string `json:"groups"`
+		} `json:"he"`
 	} `json:"outputs"`
 }
 
@@ -197,8 +200,12 @@ func fold(entries iter.Seq2[ledger.Entry, error]) (*state, error) {
 			p := Product{ID: fmt.Sprintf("P-%d", e.Seq), Job: e.Subject, Operator: j.Operator, Grant: rb.Grant, Dataset: rb.Dataset,
 				DatasetSHA256: m.DatasetSHA256, Released: e.Time, Epsilon: rb.Epsilon, Delta: rb.Delta}
 			for _, o := range ro.Outputs {
+				n := len(o.Rows)
+				if o.HE != nil {
+					n = len(o.HE.Groups) // encrypted to the operator: groups, no rows
+				}
 				p.Outputs = append(p.Outputs, Output{Name: o.Name, Aggregate: o.Aggregate, GroupBy: o.GroupBy,
-					Partitions: len(o.Rows), Mechanism: o.Mechanism, Epsilon: o.Epsilon})
+					Partitions: n, Mechanism: o.Mechanism, Epsilon: o.Epsilon})
 			}
 			st.products = append(st.products, p)
 			st.runs = append(st.runs, Run{Job: e.Subject, Operator: j.Operator, Grant: rb.Grant, Dataset: rb.Dataset, At: e.Time,

@@ -51,7 +51,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	for _, sc := range []string{schema, catalogSchema, jobSchema} {
+	for _, sc := range []string{schema, catalogSchema, jobSchema, heSchema} {
 		if _, err := db.ExecContext(ctx, sc); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("store: create schema in %s: %w", path, err)

@@ -20,7 +20,7 @@ const usage = `usage:
   cove statement -data-dir DIR [-month YYYY-MM] [-operator OP] [-prices FILE] [-json]
   cove grant revoke -data-dir DIR -id GRANT -reason TEXT
   cove review -data-dir DIR [-job JOB (-approve | -reject) -reason TEXT]
-` + ledgerUsage + serveUsage + clientUsage
+` + ledgerUsage + serveUsage + clientUsage + providerUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
