@@ -216,6 +216,8 @@ func check(m *wasmer.Module) []string {
 			want, ok := abi.Imports[name]
 			if !ok {
 				forbidden = append(forbidden, mod+"."+name)
+			} else if !implemented[name] {
+				problems = append(problems, fmt.Sprintf("import %s.%s is not implemented by the wasmer engine", mod, name))
 			} else if !sameSig(want, ty.IntoFunctionType()) {
 				problems = append(problems, fmt.Sprintf("import %s.%s has the wrong signature", mod, name))
 			}

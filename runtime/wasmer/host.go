@@ -21,6 +21,13 @@ var (
 	errExit = errors.New("cove guest exited")
 )
 
+// implemented are the imports of module "cove" this engine defines (its
+// tests check that they are all of abi.Imports).
+var implemented = map[string]bool{
+	abi.ImportOutput: true, abi.ImportKey: true, abi.ImportEmit: true, abi.ImportKFilter: true, abi.ImportKBucket: true,
+	abi.ImportKEmit: true, abi.ImportKSelect: true, abi.ImportKLen: true, abi.ImportKRead: true,
+}
+
 // hostFunc is a host function: it gets the arguments as u64 (i32 and i64
 // alike) and returns the results, or an error that stops the guest.
 type hostFunc func(args []uint64) ([]uint64, error)
