@@ -94,6 +94,10 @@ func emitOne(out string) string {
     (call $emit (i32.const ` + out + `) (i32.const 16) (i32.const 20) (i32.const 24) (i32.const 1)) (i32.const 0)`
 }
 
+// colImport imports the optional host call column (docs/abi.md, "Lazy
+// columns").
+const colImport = `  (import "cove" "column" (func $column (param i32 i32 i32)))`
+
 type hostile struct {
 	name string
 	src  wat
@@ -182,6 +186,17 @@ func corpus() []hostile {
 		{name: "k_read: keys of a selection", src: wat{batch: `(call $k_read (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 3))`}, want: cove.ErrGuest, text: "no keys"},
 		{name: "k_read: bad part", src: wat{batch: `(call $k_read (i32.const 0) (i32.const 9) (i32.const 0) (i32.const 0) (i32.const 3))`}, want: cove.ErrGuest, text: "unknown part"},
 		{name: "k_read: from past the end", src: wat{batch: `(call $k_read (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 3))`}, want: cove.ErrGuest, text: "from element"},
+		// Import column (lazy columns): the batch's one int64 column of 3
+		// rows is a 24-byte block.
+		{name: "column: destination outside memory", src: wat{imports: colImport, batch: `(call $column (i32.const 0) (i32.const 65528) (i32.const 24)) (i32.const 0)`}, want: cove.ErrGuest, text: "column destination"},
+		{name: "column: destination at -8", src: wat{imports: colImport, batch: `(call $column (i32.const 0) (i32.const -8) (i32.const 24)) (i32.const 0)`}, want: cove.ErrGuest, text: "column destination"},
+		{name: "column: length -1", src: wat{imports: colImport, batch: `(call $column (i32.const 0) (i32.const 0) (i32.const -1)) (i32.const 0)`}, want: cove.ErrGuest, text: "needs a block"},
+		{name: "column: block too short", src: wat{imports: colImport, batch: `(call $column (i32.const 0) (i32.const 0) (i32.const 8)) (i32.const 0)`}, want: cove.ErrGuest, text: "needs a block of 24 bytes"},
+		{name: "column: misaligned", src: wat{imports: colImport, batch: `(call $column (i32.const 0) (i32.const 4) (i32.const 24)) (i32.const 0)`}, want: cove.ErrGuest, text: "misaligned"},
+		{name: "column: no such column", src: wat{imports: colImport, batch: `(call $column (i32.const 5) (i32.const 0) (i32.const 24)) (i32.const 0)`}, want: cove.ErrGuest, text: "column 5 does not exist"},
+		{name: "column: index -1", src: wat{imports: colImport, batch: `(call $column (i32.const -1) (i32.const 0) (i32.const 24)) (i32.const 0)`}, want: cove.ErrGuest, text: "does not exist"},
+		{name: "column: twice in a batch", src: wat{imports: colImport, batch: `(call $column (i32.const 0) (i32.const 0) (i32.const 24)) (call $column (i32.const 0) (i32.const 0) (i32.const 24)) (i32.const 0)`}, want: cove.ErrGuest, text: "copied twice"},
+		{name: "column: outside a batch", src: wat{imports: colImport, init: `(call $column (i32.const 0) (i32.const 0) (i32.const 24))`}, want: cove.ErrGuest, text: "outside a batch"},
 		// Binaries.
 		{name: "oversized binary", bin: make([]byte, 40<<20), want: cove.ErrLimit, text: "exceeds"},
 		{name: "not WebAssembly", bin: []byte("#!/bin/sh\nrm -rf /\n"), want: cove.ErrInvalid, text: "does not compile"},

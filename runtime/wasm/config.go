@@ -3,6 +3,7 @@ package wasm
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/covedata/cove"
@@ -33,6 +34,7 @@ type Config struct {
 	cacheDir         string
 	debug            io.Writer
 	deadline         time.Duration
+	compileWorkers   int
 }
 
 // NewConfig returns the defaults: 256 MiB of guest memory, modules up to
@@ -55,6 +57,17 @@ func NewConfig() Config {
 // batch, whatever the callers' contexts say (10 minutes by default). A
 // job's own, usually shorter, deadline comes with its context.
 func (c Config) WithDeadline(d time.Duration) Config { c.deadline = d; return c }
+
+// WithCompileWorkers sets how many goroutines compile a module's functions
+// (0, the default: GOMAXPROCS). A cache hit compiles nothing.
+func (c Config) WithCompileWorkers(n int) Config { c.compileWorkers = n; return c }
+
+func (c Config) workers() int {
+	if c.compileWorkers > 0 {
+		return c.compileWorkers
+	}
+	return runtime.GOMAXPROCS(0)
+}
 
 // Limits are a Config's settings as plain values, to hand a configuration
 // to a sandbox process. Debug stands for WithDebugOutput (the receiver picks
@@ -137,6 +150,9 @@ func (c Config) validate() error {
 	}
 	if c.maxBatchBytes < 64 || c.maxBatchBytes > 1<<32-1 {
 		bad = append(bad, fmt.Sprintf("batch limit of %d bytes is outside [64,4GiB)", c.maxBatchBytes))
+	}
+	if c.compileWorkers < 0 {
+		bad = append(bad, "negative compile workers")
 	}
 	if c.deadline <= 0 {
 		bad = append(bad, "deadline must be positive")

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/covedata/cove"
@@ -128,6 +129,9 @@ func (e *Engine) instantiateHost(ctx context.Context) error {
 		stop(err)
 		stack[0] = api.EncodeU32(n)
 	})
+	def(abi.ImportColumn, func(ctx context.Context, m api.Module, stack []uint64) {
+		stop(stateOf(ctx).Column(memOf(m), u(stack[0]), u(stack[1]), u(stack[2])))
+	})
 	_, err := b.Instantiate(ctx)
 	return err
 }
@@ -175,7 +179,8 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (Module, error) {
 	if len(wasm) > e.cfg.maxModuleBytes {
 		return nil, fmt.Errorf("%w: module of %d bytes exceeds %d bytes", cove.ErrLimit, len(wasm), e.cfg.maxModuleBytes)
 	}
-	compiled, err := e.rt.CompileModule(ctx, wasm)
+	// Functions compile in parallel (a cache hit compiles nothing).
+	compiled, err := e.rt.CompileModule(experimental.WithCompilationWorkers(ctx, e.cfg.workers()), wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: module does not compile: %v", cove.ErrInvalid, err)
 	}
@@ -227,6 +232,11 @@ func check(m wazero.CompiledModule) []string {
 	if f, ok := exports[abi.ExportInitialize]; ok && (len(f.ParamTypes()) != 0 || len(f.ResultTypes()) != 0) {
 		problems = append(problems, "export _initialize has the wrong signature")
 	}
+	for _, name := range slices.Sorted(maps.Keys(abi.OptionalExports)) {
+		if f, ok := exports[name]; ok && !sameSig(abi.OptionalExports[name], f) {
+			problems = append(problems, "export "+name+" has the wrong signature")
+		}
+	}
 	return problems
 }
 
@@ -256,6 +266,7 @@ type instance struct {
 	state  *abi.State
 	alloc  api.Function
 	batch  api.Function
+	lazy   bool // the guest took abi.FeatureLazyColumns
 	mu     sync.Mutex
 	failed error
 	end    time.Time // the instance's deadline (Config.WithDeadline)
@@ -321,6 +332,24 @@ func (m *module) Instantiate(ctx context.Context, outputs []string) (Instance, e
 		}
 		return nil, newGuestError(KindABI, "initialize", msg)
 	}
+	if f := mod.ExportedFunction(abi.ExportFeatures); f != nil {
+		res, err := f.Call(callCtx, api.EncodeU32(abi.HostFeatures))
+		if err != nil {
+			err = i.classify(ctx, "initialize", err)
+			_ = mod.Close(ctx)
+			return nil, err
+		}
+		used := api.DecodeU32(res[0])
+		if err := abi.CheckFeatures(abi.HostFeatures, used); err != nil {
+			_ = mod.Close(ctx)
+			msg := "guest broke the ABI: " + err.Error()
+			if ae := (*abi.Error)(nil); e.cfg.debug != nil && errors.As(err, &ae) && ae.Detail != "" {
+				msg += " (" + ae.Detail + ")"
+			}
+			return nil, newGuestError(KindABI, "initialize", msg)
+		}
+		i.lazy = used&abi.FeatureLazyColumns != 0
+	}
 	return i, nil
 }
 
@@ -351,6 +380,8 @@ func (i *instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit
 }
 
 func (i *instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit func(Emission) error) error {
+	// The batch limit applies to the whole batch, whether the guest copies
+	// every column (eager region) or only those it asks for (lazy).
 	size, err := abi.RegionSize(rec)
 	if err != nil {
 		var u *abi.Unsupported
@@ -361,6 +392,13 @@ func (i *instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit
 	}
 	if size > i.m.e.cfg.maxBatchBytes {
 		return fmt.Errorf("%w: batch needs %d bytes, the limit is %d", cove.ErrLimit, size, i.m.e.cfg.maxBatchBytes)
+	}
+	encode := abi.Encode
+	if i.lazy {
+		if size, err = abi.LazyRegionSize(rec); err != nil {
+			return fmt.Errorf("%w: %v", cove.ErrLimit, err)
+		}
+		encode = abi.EncodeLazy
 	}
 	callCtx := context.WithValue(ctx, stateKey{}, i.state)
 	res, err := i.alloc.Call(callCtx, api.EncodeU32(uint32(size)))
@@ -376,7 +414,7 @@ func (i *instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit
 		}
 		return newGuestError(KindABI, "batch", fmt.Sprintf("guest broke the ABI: %s returned no usable region of %d bytes", abi.ExportAlloc, size))
 	}
-	if err := abi.Encode(region, rec); err != nil {
+	if err := encode(region, rec); err != nil {
 		return fmt.Errorf("wasm: encode batch: %w", err)
 	}
 	i.state.BeginBatch(rec, func(out int, rows, keys []uint32, values []float64) error {

@@ -116,6 +116,11 @@ func (i *instance) imports() *wasmer.ImportObject {
 		abi.ImportKRead: func(a []uint64) ([]uint64, error) {
 			return one(st.KRead(i.memory(), u(a[0]), u(a[1]), u(a[2]), u(a[3]), u(a[4])))
 		},
+		// Lazy columns (docs/abi.md): this engine does not offer the feature
+		// (it never calls cove_features), but a guest may import the call.
+		abi.ImportColumn: func(a []uint64) ([]uint64, error) {
+			return nil, stop(st.Column(i.memory(), u(a[0]), u(a[1]), u(a[2])))
+		},
 	}
 	// Only what the module imports is defined: wasmer-go keeps every host
 	// function it is given for the life of the process.

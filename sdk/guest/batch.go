@@ -45,15 +45,22 @@ type column struct {
 	data     []byte  // utf8: the bytes; dictionary: the dictionary's bytes
 	dictOffs []int32 // dictionary: its offsets
 	checked  bool    // offsets or indices validated (on first use: a kernels-only job never pays the per-row check)
+
+	// Lazy batches (docs/abi.md, "Lazy columns"): the buffers' lengths, and
+	// whether they were copied in yet.
+	loaded           bool
+	vlen, nlen, dlen int
 }
 
 // Batch is one record batch: a number of rows and named, typed columns.
-// It is valid during the handler call; the column views it returns stay
-// readable afterwards.
+// It and the column views it returns are valid until the next batch
+// begins: the SDK reuses their memory for the next batch. Copy what you
+// keep longer (strings.Clone for a string from Strings.Value).
 type Batch struct {
 	rows    int
 	columns []column
 	byName  map[string]int
+	st      *state // lazy batches: the state whose host copies columns in on first use
 }
 
 // Len is the number of rows.
@@ -75,9 +82,11 @@ func (b *Batch) column(name string, typ uint32) *column {
 	return b.columnOf(name, typ, typ)
 }
 
-// columnOf returns the column name, whose type must be in [lo, hi].
+// columnOf returns the column name, whose type must be in [lo, hi], with
+// its buffers (copied from the host on first use in a lazy batch).
 func (b *Batch) columnOf(name string, lo, hi uint32) *column {
-	c := &b.columns[b.index(name)]
+	i := b.index(name)
+	c := &b.columns[i]
 	if c.typ < lo || c.typ > hi {
 		want := typeNames[lo]
 		if hi != lo {
@@ -85,7 +94,47 @@ func (b *Batch) columnOf(name string, lo, hi uint32) *column {
 		}
 		panic("guest: column " + q(name) + " is " + typeNames[c.typ] + ", not " + want)
 	}
+	if !c.loaded {
+		b.load(i)
+	}
 	return c
+}
+
+func pad8(n int) int { return (n + 7) &^ 7 }
+
+// load copies column i of a lazy batch from the host (import "column")
+// into a buffer the SDK keeps for column i, reused batch after batch.
+func (b *Batch) load(i int) {
+	c := &b.columns[i]
+	st := b.st
+	if st == nil || st.batch != b {
+		panic("guest: column " + q(c.name) + " read outside its batch")
+	}
+	size := pad8(c.vlen) + pad8(c.nlen) + pad8(c.dlen)
+	for len(st.colBufs) <= i {
+		st.colBufs = append(st.colBufs, nil)
+	}
+	if 8*len(st.colBufs[i]) < size {
+		st.colBufs[i] = make([]uint64, (size+7)/8)
+	}
+	block := unsafeBytes(st.colBufs[i])[:size:size]
+	if size > 0 {
+		st.host.column(uint32(i), block)
+	}
+	if c.vlen > 0 {
+		c.validity = block[:c.vlen]
+	}
+	at := pad8(c.vlen)
+	c.values = block[at : at+c.nlen]
+	at += pad8(c.nlen)
+	c.data = block[at : at+c.dlen]
+	if c.typ == typeDict {
+		var err error
+		if c.dictOffs, c.data, err = dictBlock(c.data); err != nil {
+			panic("guest: column " + q(c.name) + ": " + err.Error())
+		}
+	}
+	c.loaded = true
 }
 
 // index is the position of column name in the batch.
@@ -124,7 +173,8 @@ func (c Int64s) Value(i int) int64 { return c.values[i] }
 // IsNull reports whether row i is null.
 func (c Int64s) IsNull(i int) bool { return c.valid.isNull(i) }
 
-// Values is the whole column, nulls included as zeros, without copying.
+// Values is the whole column, nulls included as zeros, without copying
+// (valid until the next batch).
 func (c Int64s) Values() []int64 { return c.values }
 
 // Int32s is a view of an int32 column.
@@ -148,7 +198,8 @@ func (c Int32s) Value(i int) int32 { return c.values[i] }
 // IsNull reports whether row i is null.
 func (c Int32s) IsNull(i int) bool { return c.valid.isNull(i) }
 
-// Values is the whole column, nulls included as zeros, without copying.
+// Values is the whole column, nulls included as zeros, without copying
+// (valid until the next batch).
 func (c Int32s) Values() []int32 { return c.values }
 
 // Float64s is a view of a float64 column.
@@ -172,7 +223,8 @@ func (c Float64s) Value(i int) float64 { return c.values[i] }
 // IsNull reports whether row i is null.
 func (c Float64s) IsNull(i int) bool { return c.valid.isNull(i) }
 
-// Values is the whole column, nulls included as zeros, without copying.
+// Values is the whole column, nulls included as zeros, without copying
+// (valid until the next batch).
 func (c Float64s) Values() []float64 { return c.values }
 
 // Strings is a view of a utf8 column, plain or dictionary-encoded.
@@ -200,8 +252,9 @@ func (b *Batch) String(name string) Strings {
 // Len is the number of rows.
 func (c Strings) Len() int { return c.n }
 
-// Value is row i's value ("" when null). It points into the batch region
-// without copying.
+// Value is row i's value ("" when null). It points into the column's buffer
+// without copying and is valid until the next batch: strings.Clone it to
+// keep it longer.
 func (c Strings) Value(i int) string {
 	if c.index != nil {
 		if uint(i) >= uint(c.n) {
@@ -327,7 +380,8 @@ func (c Timestamps) UnixSeconds(i int) int64 {
 // IsNull reports whether row i is null.
 func (c Timestamps) IsNull(i int) bool { return c.valid.isNull(i) }
 
-// Values is the whole column, nulls included as zeros, without copying.
+// Values is the whole column, nulls included as zeros, without copying
+// (valid until the next batch).
 func (c Timestamps) Values() []int64 { return c.values }
 
 // Dates is a view of a date32 or date64 column.
@@ -411,7 +465,7 @@ func decode(region []byte) (*Batch, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := column{name: string(name), typ: uint32(f(2))}
+		c := column{name: string(name), typ: uint32(f(2)), loaded: true}
 		if voff := f(3); voff != 0 {
 			if c.validity, err = sub(voff, bitmapLen, 1); err != nil {
 				return nil, err
@@ -446,6 +500,69 @@ func decode(region []byte) (*Batch, error) {
 		}
 		if len(c.values) != want {
 			return nil, errors.New("guest: column " + q(c.name) + " has " + itoa(len(c.values)) + " value bytes, want " + itoa(want))
+		}
+		if _, dup := b.byName[c.name]; dup {
+			return nil, errors.New("guest: column " + q(c.name) + " appears twice")
+		}
+		b.byName[c.name] = i
+		b.columns[i] = c
+	}
+	return b, nil
+}
+
+// valuesLen is the length of a column's values buffer, or -1 for an
+// unknown type.
+func valuesLen(typ uint32, rows int) int {
+	switch typ {
+	case typeInt64, typeFloat64, typeTSSec, typeTSMilli, typeTSMicro, typeTSNano, typeDate64:
+		return 8 * rows
+	case typeInt32, typeDate32, typeDict:
+		return 4 * rows
+	case typeBool:
+		return (rows + 7) / 8
+	case typeUTF8:
+		return 4 * (rows + 1)
+	}
+	return -1
+}
+
+// decodeLazy parses a lazy batch region (docs/abi.md, "Lazy columns"):
+// names, types and buffer lengths; st's host copies a column in when the
+// handler first reads it.
+func decodeLazy(region []byte, st *state) (*Batch, error) {
+	if len(region) < headerSize {
+		return nil, errors.New("guest: batch region of " + itoa(len(region)) + " bytes is too short")
+	}
+	if v := le.Uint32(region[0:]); v != ABIVersion {
+		return nil, errors.New("guest: batch region has ABI version " + itoa(int(v)) + ", want " + itoa(ABIVersion))
+	}
+	rows := int(le.Uint32(region[4:]))
+	ncols := int(le.Uint32(region[8:]))
+	if total := int(le.Uint32(region[12:])); total != len(region) {
+		return nil, errors.New("guest: batch region says " + itoa(total) + " bytes, got " + itoa(len(region)))
+	}
+	if ncols > (len(region)-headerSize)/columnDescSize || rows > 1<<31-1 {
+		return nil, errors.New("guest: batch region too short for " + itoa(ncols) + " columns")
+	}
+	b := &Batch{rows: rows, columns: make([]column, ncols), byName: make(map[string]int, ncols), st: st}
+	for i := range b.columns {
+		d := region[headerSize+i*columnDescSize:]
+		f := func(k int) int { return int(le.Uint32(d[4*k:])) }
+		off, n := f(0), f(1)
+		if off > len(region) || n > len(region)-off {
+			return nil, errors.New("guest: column " + itoa(i) + ": name outside the region")
+		}
+		c := column{name: string(region[off : off+n]), typ: uint32(f(2)), vlen: f(3), nlen: f(5), dlen: f(7)}
+		want := valuesLen(c.typ, rows)
+		switch {
+		case want < 0:
+			return nil, errors.New("guest: column " + q(c.name) + " has unknown type " + itoa(int(c.typ)))
+		case c.nlen != want:
+			return nil, errors.New("guest: column " + q(c.name) + " has " + itoa(c.nlen) + " value bytes, want " + itoa(want))
+		case c.vlen != 0 && c.vlen != (rows+7)/8:
+			return nil, errors.New("guest: column " + q(c.name) + " has a validity bitmap of " + itoa(c.vlen) + " bytes")
+		case c.dlen != 0 && c.typ != typeUTF8 && c.typ != typeDict, c.dlen > 1<<31-1:
+			return nil, errors.New("guest: column " + q(c.name) + " has data it cannot have")
 		}
 		if _, dup := b.byName[c.name]; dup {
 			return nil, errors.New("guest: column " + q(c.name) + " appears twice")

@@ -37,11 +37,18 @@
 //
 // # Batches and columns
 //
-// The host writes each Arrow record batch once into a region of guest memory
-// that the SDK allocated; the column views (Int64s, Int32s, Float64s, Strings,
-// Bools) read that region in place, without copying. A region is never reused,
-// so a string returned by Strings.Value stays valid after the batch (keeping it
-// keeps the whole batch region alive, so clone what you keep for long).
+// The host describes each Arrow record batch (rows, column names and types)
+// in guest memory; the first time a handler asks for a column (b.Float64("x")
+// and the like), the host copies that column into a buffer the SDK keeps for
+// it: one copy per column and batch, and none for a column the handler does
+// not read, so a job that only uses host kernels copies no column data at
+// all. The column views (Int64s, Int32s, Float64s, Strings, Bools, ...) read
+// that buffer in place, without copying.
+//
+// The SDK reuses its buffers batch after batch: a Batch, its column views and
+// the strings Strings.Value returns are valid until the next batch begins.
+// Copy what you keep longer (strings.Clone for a string, append for values).
+// Keys passed to Emitter.Add are copied by the SDK.
 //
 // Asking for a column the batch does not have, or with another type, panics
 // with a message naming the column. The SDK recovers every panic of a handler

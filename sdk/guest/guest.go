@@ -25,6 +25,9 @@ type host interface {
 	kselect(rows []uint32) uint32
 	klen(h uint32) uint32
 	kread(h, what, from uint32, dst []uint32) uint32
+	// column copies column col of a lazy batch into dst (docs/abi.md,
+	// "Lazy columns").
+	column(col uint32, dst []byte)
 }
 
 // flushAt bounds the contributions buffered per output before an early flush.
@@ -46,6 +49,10 @@ type state struct {
 	// map lookup in WebAssembly.
 	lastKey string
 	lastID  uint32
+	// lazy: the host sends lazy batch regions (cove_features agreed on it).
+	lazy bool
+	// colBufs[i] holds column i of lazy batches, reused batch after batch.
+	colBufs [][]uint64
 }
 
 func newState(h host) *state {
@@ -163,10 +170,18 @@ func (st *state) run(region []byte) (err error) {
 	if st.handler == nil {
 		return errors.New("guest: no handler: call guest.Handle from init")
 	}
-	b, err := decode(region)
+	var b *Batch
+	if st.lazy {
+		b, err = decodeLazy(region, st)
+	} else {
+		b, err = decode(region)
+	}
 	if err != nil {
 		return err
 	}
+	// The region and column buffers are reused: a key remembered from an
+	// earlier batch may point at bytes that now say something else.
+	st.lastKey, st.lastID = "", 0
 	st.batch = b
 	defer func() {
 		st.batch = nil

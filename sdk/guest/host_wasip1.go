@@ -37,6 +37,13 @@ func coveKLen(h uint32) uint32
 //go:wasmimport cove k_read
 func coveKRead(h, what, from uint32, dst unsafe.Pointer, n uint32) uint32
 
+//go:wasmimport cove column
+func coveColumn(col uint32, dst unsafe.Pointer, n uint32)
+
+func (importHost) column(col uint32, dst []byte) {
+	coveColumn(col, unsafe.Pointer(unsafe.SliceData(dst)), uint32(len(dst)))
+}
+
 type importHost struct{}
 
 func (importHost) kfilter(sel, col, op uint32, arg []byte) uint32 {
@@ -79,26 +86,45 @@ func (importHost) emit(output uint32, rows, keys []uint32, values []float64) {
 //go:wasmexport cove_abi_version
 func abiVersion() uint32 { return ABIVersion }
 
-// pending is the region cove_alloc handed out last; the next cove_batch takes
-// it. Each batch gets a fresh region, so views into an old one stay valid.
-var pending []uint64
+// featureLazy is abi.FeatureLazyColumns: batch regions carry only the
+// columns' names, types and lengths; the SDK copies a column in when the
+// handler first reads it, so a kernels-only job copies no column at all.
+const featureLazy = 1
+
+//go:wasmexport cove_features
+func features(offered uint32) uint32 {
+	cur.lazy = offered&featureLazy != 0
+	return offered & featureLazy
+}
+
+// region backs the batch regions: grow-only, reused batch after batch (the
+// views of a batch are valid until the next one). pending says cove_alloc
+// handed it out and cove_batch has not taken it yet.
+var (
+	region  []uint64
+	pending bool
+)
 
 //go:wasmexport cove_alloc
 func alloc(size uint32) uint32 {
-	pending = make([]uint64, (uint64(size)+7)/8+1) // +1: never a zero-length, zero-address region
-	return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(pending))))
+	if words := (uint64(size)+7)/8 + 1; uint64(len(region)) < words { // +1: never a zero-length, zero-address region
+		region = nil // let the old one go before the new one is allocated
+		region = make([]uint64, words+words/4)
+	}
+	pending = true
+	return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(region))))
 }
 
 //go:wasmexport cove_batch
 func batch(ptr, size uint32) uint32 {
-	p := pending
-	pending = nil
-	if p == nil || uint32(uintptr(unsafe.Pointer(unsafe.SliceData(p)))) != ptr || uint64(size) > 8*uint64(len(p)) {
+	ok := pending && uint32(uintptr(unsafe.Pointer(unsafe.SliceData(region)))) == ptr && uint64(size) <= 8*uint64(len(region))
+	pending = false
+	if !ok {
 		report("guest: cove_batch called without a matching cove_alloc")
 		return 1
 	}
-	region := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(p))), size)
-	if err := cur.run(region); err != nil {
+	r := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(region))), size)
+	if err := cur.run(r); err != nil {
 		report("cove guest: batch failed: " + err.Error())
 		return 1
 	}

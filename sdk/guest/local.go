@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"unsafe"
 )
 
 // LocalColumn is a column given to RunLocal.
@@ -108,13 +109,23 @@ func RunLocal(handler Handler, outputs []string, cols ...LocalColumn) ([]Contrib
 	if err != nil {
 		return nil, err
 	}
-	fh := &fakeHost{outputs: outputs, rows: 0}
+	fh := &fakeHost{outputs: outputs, rows: 0, region: region}
 	if len(cols) > 0 {
 		fh.rows = cols[0].n
+	}
+	if fh.eager, err = decode(region); err != nil {
+		return nil, err
 	}
 	st := newState(fh)
 	fh.st = st
 	st.handler = handler
+	if !localEager {
+		// Like the Cove host, which offers lazy batches: the handler's
+		// column reads go through the column import.
+		st.lazy = true
+		region = lazyRegion(region)
+		fh.copied = make([]bool, len(cols))
+	}
 	saved := cur
 	cur = st
 	defer func() { cur = saved }()
@@ -243,6 +254,41 @@ func encodeLocal(cols []LocalColumn) ([]byte, error) {
 	return region, nil
 }
 
+// localEager makes RunLocal send eager batch regions (every column in the
+// region), as hosts that do not offer lazy columns do (tests).
+var localEager = false
+
+// lazyRegion rewrites an eager batch region as the lazy region the host
+// sends instead: the header, lazy descriptors (buffer lengths) and names.
+func lazyRegion(eager []byte) []byte {
+	ncols := int(le.Uint32(eager[8:]))
+	rows := int(le.Uint32(eager[4:]))
+	size := headerSize + columnDescSize*ncols
+	for i := 0; i < ncols; i++ {
+		size = pad8(size + int(le.Uint32(eager[headerSize+i*columnDescSize+4:])))
+	}
+	words := make([]uint64, size/8+1)
+	lazy := unsafeBytes(words)[:size]
+	copy(lazy, eager[:headerSize])
+	le.PutUint32(lazy[12:], uint32(size))
+	off := headerSize + columnDescSize*ncols
+	for i := 0; i < ncols; i++ {
+		e := eager[headerSize+i*columnDescSize:]
+		d := lazy[headerSize+i*columnDescSize:]
+		f := func(k int) int { return int(le.Uint32(e[4*k:])) }
+		le.PutUint32(d[0:], uint32(off))
+		le.PutUint32(d[4:], uint32(f(1)))
+		le.PutUint32(d[8:], uint32(f(2)))
+		if f(3) != 0 {
+			le.PutUint32(d[12:], uint32((rows+7)/8))
+		}
+		le.PutUint32(d[20:], uint32(f(5)))
+		le.PutUint32(d[28:], uint32(f(7)))
+		off = pad8(off + copy(lazy[off:], eager[f(0):f(0)+f(1)]))
+	}
+	return lazy
+}
+
 // fakeHost stands in for the Cove host in RunLocal.
 type fakeHost struct {
 	outputs []string
@@ -252,6 +298,34 @@ type fakeHost struct {
 	out     []Contribution
 	st      *state
 	handles []fakeVec
+	region  []byte // the eager batch region
+	eager   *Batch // region decoded: what the kernels read
+	copied  []bool // lazy: columns copied in this batch
+}
+
+// column copies column col of the batch as the Cove host does: validity,
+// values and data, each padded to 8 bytes, at most once per batch.
+func (h *fakeHost) column(col uint32, dst []byte) {
+	if int(col) >= len(h.copied) {
+		h.refuse("column " + itoa(int(col)) + " does not exist")
+	}
+	if h.copied[col] {
+		h.refuse("column " + itoa(int(col)) + " copied twice in one batch")
+	}
+	h.copied[col] = true
+	e := h.region[headerSize+int(col)*columnDescSize:]
+	f := func(k int) int { return int(le.Uint32(e[4*k:])) }
+	vlen := 0
+	if f(3) != 0 {
+		vlen = (h.rows + 7) / 8
+	}
+	if len(dst) != pad8(vlen)+pad8(f(5))+pad8(f(7)) || uintptr(unsafe.Pointer(unsafe.SliceData(dst)))%8 != 0 {
+		h.refuse("column block of the wrong size or misaligned")
+	}
+	clear(dst)
+	copy(dst, h.region[f(3):f(3)+vlen])
+	copy(dst[pad8(vlen):], h.region[f(4):f(4)+f(5)])
+	copy(dst[pad8(vlen)+pad8(f(5)):], h.region[f(6):f(6)+f(7)])
 }
 
 type fakeVec struct {
@@ -303,7 +377,7 @@ func (h *fakeHost) add(v fakeVec) uint32 {
 
 // cell reads row r of column c the way the host's kernels do.
 func (h *fakeHost) cell(c uint32, r uint32) (code uint32, null bool, i int64, f float64, s string) {
-	b := h.st.batch
+	b := h.eager
 	if int(c) >= len(b.columns) {
 		h.refuse("column " + itoa(int(c)) + " does not exist")
 	}

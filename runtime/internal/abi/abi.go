@@ -21,6 +21,10 @@ const (
 	ImportKSelect = "k_select" // (rows_ptr, count i32) -> (handle i32)
 	ImportKLen    = "k_len"    // (handle i32) -> (count i32)
 	ImportKRead   = "k_read"   // (handle, what, from, dst_ptr, count i32) -> (copied i32)
+
+	// ImportColumn copies one column of the current batch into guest memory
+	// (optional import; docs/abi.md, "Lazy columns").
+	ImportColumn = "column" // (col, dst_ptr, dst_len i32) -> ()
 )
 
 // Guest export names.
@@ -30,7 +34,31 @@ const (
 	ExportVersion    = "cove_abi_version" // () -> (i32)
 	ExportAlloc      = "cove_alloc"       // (size i32) -> (ptr i32)
 	ExportBatch      = "cove_batch"       // (ptr, size i32) -> (rc i32)
+	// ExportFeatures is optional: the host offers the optional features it
+	// supports, the guest answers those it uses (docs/abi.md, "Features").
+	ExportFeatures = "cove_features" // (offered i32) -> (used i32)
 )
+
+// Optional features of ABI v1, negotiated through cove_features.
+const (
+	// FeatureLazyColumns: batch regions carry lazy descriptors and no column
+	// data; the guest copies the columns it reads with import "column".
+	FeatureLazyColumns uint32 = 1
+)
+
+// HostFeatures are the optional features this package implements.
+const HostFeatures = FeatureLazyColumns
+
+// CheckFeatures checks a guest's answer to cove_features(offered).
+func CheckFeatures(offered, used uint32) error {
+	if used&^offered != 0 {
+		// The answer is guest-chosen: a 32-bit channel, so only in Detail.
+		e := abiErr("guest asked for optional features the host did not offer (offered %#x)", offered)
+		e.Detail = fmt.Sprintf("asked for %#x", used)
+		return e
+	}
+	return nil
+}
 
 // ValType is a WebAssembly value type, as far as ABI v1 needs.
 type ValType byte
@@ -64,6 +92,8 @@ var Imports = map[string]Signature{
 	ImportKSelect: sig(2, 1),
 	ImportKLen:    sig(1, 1),
 	ImportKRead:   sig(5, 1),
+
+	ImportColumn: sig(3, 0),
 }
 
 // Exports are the functions a guest must export, with their signatures.
@@ -71,6 +101,12 @@ var Exports = map[string]Signature{
 	ExportVersion: sig(0, 1),
 	ExportAlloc:   sig(1, 1),
 	ExportBatch:   sig(2, 1),
+}
+
+// OptionalExports are functions a guest may export, with their signatures
+// (_initialize, () -> (), aside).
+var OptionalExports = map[string]Signature{
+	ExportFeatures: sig(1, 1),
 }
 
 // WASIModule is the WASI import module the host provides a sandboxed part of.

@@ -142,13 +142,40 @@ func dictBlockSize(dict *array.String) int64 {
 	return align(8+4*(n+1)) + int64(offs[n]-offs[0])
 }
 
+// parts are the unpadded lengths of a column's buffers: its validity bitmap
+// (0 when no row is null), its values and its data (utf8 bytes or a
+// dictionary block; 0 for other types).
+func parts(col arrow.Array, code uint32, rows int64) (validity, values, data int64) {
+	bitmap := (rows + 7) / 8
+	if hasNulls(col) {
+		validity = bitmap
+	}
+	switch code {
+	case TypeBool:
+		values = bitmap
+	case TypeUTF8:
+		offs := offsets(col.(*array.String), int(rows))
+		values, data = 4*(rows+1), int64(offs[rows]-offs[0])
+	case TypeDictUTF8:
+		values, data = 4*rows, dictBlockSize(col.(*array.Dictionary).Dictionary().(*array.String))
+	default:
+		values = width(code) * rows
+	}
+	return validity, values, data
+}
+
+// blockSize is the size of a column block: validity, values and data, each
+// padded to a multiple of 8 (docs/abi.md, "Lazy columns").
+func blockSize(validity, values, data int64) int64 {
+	return align(validity) + align(values) + align(data)
+}
+
 // RegionSize is the number of bytes Encode writes for rec.
 func RegionSize(rec arrow.RecordBatch) (int64, error) {
 	rows := rec.NumRows()
 	if rows > math.MaxInt32 {
 		return 0, fmt.Errorf("batch of %d rows has more than %d", rows, math.MaxInt32)
 	}
-	bitmap := align((rows + 7) / 8)
 	size := int64(HeaderSize) + ColumnDescSize*rec.NumCols()
 	for i, col := range rec.Columns() {
 		name := rec.Schema().Field(i).Name
@@ -156,21 +183,28 @@ func RegionSize(rec arrow.RecordBatch) (int64, error) {
 		if !ok {
 			return 0, &Unsupported{Column: name, Type: col.DataType().String()}
 		}
+		size = align(size+int64(len(name))) + blockSize(parts(col, code, rows))
+	}
+	if size > math.MaxUint32 {
+		return 0, fmt.Errorf("batch needs %d bytes, more than 4 GiB", size)
+	}
+	return size, nil
+}
+
+// LazyRegionSize is the number of bytes EncodeLazy writes for rec: the
+// header, the descriptors and the names, no column data.
+func LazyRegionSize(rec arrow.RecordBatch) (int64, error) {
+	rows := rec.NumRows()
+	if rows > math.MaxInt32 {
+		return 0, fmt.Errorf("batch of %d rows has more than %d", rows, math.MaxInt32)
+	}
+	size := int64(HeaderSize) + ColumnDescSize*rec.NumCols()
+	for i, col := range rec.Columns() {
+		name := rec.Schema().Field(i).Name
+		if _, ok := TypeCode(col.DataType()); !ok {
+			return 0, &Unsupported{Column: name, Type: col.DataType().String()}
+		}
 		size = align(size + int64(len(name)))
-		if hasNulls(col) {
-			size += bitmap
-		}
-		switch code {
-		case TypeBool:
-			size += bitmap
-		case TypeUTF8:
-			offs := offsets(col.(*array.String), int(rows))
-			size += align(4*(rows+1)) + align(int64(offs[rows]-offs[0]))
-		case TypeDictUTF8:
-			size += align(4*rows) + align(dictBlockSize(col.(*array.Dictionary).Dictionary().(*array.String)))
-		default:
-			size += align(width(code) * rows)
-		}
 	}
 	if size > math.MaxUint32 {
 		return 0, fmt.Errorf("batch needs %d bytes, more than 4 GiB", size)
@@ -182,7 +216,21 @@ func RegionSize(rec arrow.RecordBatch) (int64, error) {
 // RegionSize(rec) bytes of zeroed or reusable guest memory. This is the one
 // copy of the batch data.
 func Encode(dst []byte, rec arrow.RecordBatch) error {
+	return encode(dst, rec, false)
+}
+
+// EncodeLazy writes rec as a lazy batch region into dst, which must be
+// exactly LazyRegionSize(rec) bytes: header, lazy descriptors and names,
+// no column data; the guest asks for each column it reads (State.Column).
+func EncodeLazy(dst []byte, rec arrow.RecordBatch) error {
+	return encode(dst, rec, true)
+}
+
+func encode(dst []byte, rec arrow.RecordBatch, lazy bool) error {
 	size, err := RegionSize(rec)
+	if lazy {
+		size, err = LazyRegionSize(rec)
+	}
 	if err != nil {
 		return err
 	}
@@ -190,91 +238,97 @@ func Encode(dst []byte, rec arrow.RecordBatch) error {
 		return fmt.Errorf("region is %d bytes, want %d", len(dst), size)
 	}
 	le := binary.LittleEndian
-	rows := int(rec.NumRows())
-	bitmap := (rows + 7) / 8
+	rows := rec.NumRows()
 	le.PutUint32(dst[0:], Version)
 	le.PutUint32(dst[4:], uint32(rows))
 	le.PutUint32(dst[8:], uint32(rec.NumCols()))
 	le.PutUint32(dst[12:], uint32(size))
-	off := int(HeaderSize + ColumnDescSize*rec.NumCols())
-	// skip pads [off, off+n) up to the next alignment with zeroes (guest
-	// memory may hold old bytes) and moves off there.
-	skip := func(n int) {
-		next := int(align(int64(off + n)))
-		clear(dst[off+n : next])
-		off = next
-	}
+	off := int64(HeaderSize + ColumnDescSize*rec.NumCols())
 	for i, col := range rec.Columns() {
 		d := dst[HeaderSize+i*ColumnDescSize : HeaderSize+(i+1)*ColumnDescSize]
 		clear(d)
-		put := func(k, v int) { le.PutUint32(d[4*k:], uint32(v)) }
+		put := func(k int, v int64) { le.PutUint32(d[4*k:], uint32(v)) }
 		name := rec.Schema().Field(i).Name
 		code, _ := TypeCode(col.DataType())
 		put(0, off)
-		put(1, len(name))
-		put(2, int(code))
-		skip(copy(dst[off:], name))
-		data := col.Data()
-		if hasNulls(col) {
-			put(3, off)
-			writeValidity(dst[off:off+bitmap], col, rows)
-			skip(bitmap)
-		}
-		put(4, off)
-		switch code {
-		case TypeBool:
-			if rows > 0 {
-				copyBits(dst[off:off+bitmap], data.Buffers()[1].Bytes(), data.Offset(), rows)
-			}
-			put(5, bitmap)
-			skip(bitmap)
-		case TypeUTF8:
-			n := putOffsets(dst[off:], col.(*array.String), rows)
+		put(1, int64(len(name)))
+		put(2, int64(code))
+		next := align(off + int64(len(name)))
+		copy(dst[off:], name)
+		clear(dst[off+int64(len(name)) : next]) // guest memory may hold old bytes
+		off = next
+		v, n, m := parts(col, code, rows)
+		if lazy {
+			// Lazy descriptor: the lengths only (docs/abi.md, "Lazy columns").
+			put(3, v)
 			put(5, n)
-			skip(n)
-			put(6, off)
-			m := 0
-			if rows > 0 {
-				m = copy(dst[off:], col.(*array.String).ValueBytes())
-			}
 			put(7, m)
-			skip(m)
-		case TypeDictUTF8:
-			dict := col.(*array.Dictionary)
-			putIndices(dst[off:off+4*rows], dict.Indices(), rows)
-			ds := dict.Dictionary().(*array.String)
-			n := ds.Len()
-			// Null rows may hold any index: keep every index in range.
-			for r := range rows {
-				if x := binary.LittleEndian.Uint32(dst[off+4*r:]); x >= uint32(n) && x != 0 {
-					binary.LittleEndian.PutUint32(dst[off+4*r:], 0)
-				}
-			}
-			put(5, 4*rows)
-			skip(4 * rows)
-			put(6, off)
-			start := off
-			le.PutUint32(dst[off:], uint32(n))
-			le.PutUint32(dst[off+4:], 0)
-			off += 8
-			skip(putOffsets(dst[off:], ds, n))
-			m := 0
-			if n > 0 {
-				m = copy(dst[off:], ds.ValueBytes())
-			}
-			off += m
-			put(7, off-start)
-			skip(0)
-		default:
-			n := copy(dst[off:], fixedBytes(col, code))
-			put(5, n)
-			skip(n)
+			continue
 		}
+		bs := blockSize(v, n, m)
+		writeBlock(dst[off:off+bs], col, code, v, n, m)
+		if v > 0 {
+			put(3, off)
+		}
+		put(4, off+align(v))
+		put(5, n)
+		if code == TypeUTF8 || code == TypeDictUTF8 {
+			put(6, off+align(v)+align(n))
+			put(7, m)
+		}
+		off += bs
 	}
-	if int64(off) != size {
+	if off != size {
 		return fmt.Errorf("encoded %d bytes, want %d", off, size) // a bug, not a guest problem
 	}
 	return nil
+}
+
+// writeBlock writes a column block (validity, values, data, each padded to
+// 8 with zeros) into dst, exactly blockSize(v, n, m) bytes.
+func writeBlock(dst []byte, col arrow.Array, code uint32, v, n, m int64) {
+	rows := col.Len()
+	data := col.Data()
+	vals := dst[align(v) : align(v)+n]
+	clear(dst[v:align(v)])
+	clear(dst[align(v)+n : align(v)+align(n)])
+	clear(dst[align(v)+align(n)+m:])
+	if v > 0 {
+		writeValidity(dst[:v], col, rows)
+	}
+	switch code {
+	case TypeBool:
+		if rows > 0 {
+			copyBits(vals, data.Buffers()[1].Bytes(), data.Offset(), rows)
+		}
+	case TypeUTF8:
+		putOffsets(vals, col.(*array.String), rows)
+		if rows > 0 && m > 0 {
+			copy(dst[align(v)+align(n):], col.(*array.String).ValueBytes())
+		}
+	case TypeDictUTF8:
+		dict := col.(*array.Dictionary)
+		putIndices(vals, dict.Indices(), rows)
+		ds := dict.Dictionary().(*array.String)
+		k := ds.Len()
+		// Null rows may hold any index: keep every index in range.
+		for r := range rows {
+			if x := binary.LittleEndian.Uint32(vals[4*r:]); x >= uint32(k) && x != 0 {
+				binary.LittleEndian.PutUint32(vals[4*r:], 0)
+			}
+		}
+		blk := dst[align(v)+align(n):]
+		binary.LittleEndian.PutUint32(blk[0:], uint32(k))
+		binary.LittleEndian.PutUint32(blk[4:], 0)
+		on := putOffsets(blk[8:], ds, k)
+		start := align(int64(8 + on))
+		clear(blk[8+on : start])
+		if k > 0 {
+			copy(blk[start:], ds.ValueBytes())
+		}
+	default:
+		copy(vals, fixedBytes(col, code))
+	}
 }
 
 // putOffsets writes the n+1 offsets of s re-based to 0 and returns their size.

@@ -105,6 +105,25 @@ func isNull(col arrow.Array, r int) bool {
 	return false
 }
 
+// nullBits returns col's validity bitmap and the bit of its first row, or
+// nil when no row is null. slow reports a dictionary with null entries,
+// whose rows need isNull.
+func nullBits(col arrow.Array) (bits []byte, off int, slow bool) {
+	if d, ok := col.(*array.Dictionary); ok && d.Dictionary().NullN() > 0 {
+		return nil, 0, true
+	}
+	if col.NullN() == 0 {
+		return nil, 0, false
+	}
+	return col.Data().Buffers()[0].Bytes(), col.Data().Offset(), false
+}
+
+// valid reports whether bit off+r of an Arrow validity bitmap is set.
+func valid(bits []byte, off int, r uint32) bool {
+	i := uint(off) + uint(r)
+	return bits[i>>3]&(1<<(i&7)) != 0
+}
+
 // KFilter keeps the rows of handle sel whose value in column col passes op
 // against the argument at [argPtr,+argLen) (import "k_filter").
 func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32, error) {
@@ -129,13 +148,33 @@ func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32
 	if err != nil {
 		return 0, s.fail(err)
 	}
-	out := make([]uint32, 0, len(in.rows)/2)
+	out := s.buf(len(in.rows))
 	nulls := hasNulls(arr)
+	bits, boff, slow := nullBits(arr)
 	if op == OpNotNull || op == OpIsNull {
 		want := op == OpIsNull
-		for _, r := range in.rows {
-			if (nulls && isNull(arr, int(r))) == want {
-				out = append(out, r)
+		switch {
+		case !nulls:
+			if !want {
+				out = append(out, in.rows...)
+			}
+		case slow:
+			for _, r := range in.rows {
+				if isNull(arr, int(r)) == want {
+					out = append(out, r)
+				}
+			}
+		case want:
+			for _, r := range in.rows {
+				if !valid(bits, boff, r) {
+					out = append(out, r)
+				}
+			}
+		default:
+			for _, r := range in.rows {
+				if valid(bits, boff, r) {
+					out = append(out, r)
+				}
 			}
 		}
 		return s.filtered(out, in.keys, in.rows)
@@ -165,7 +204,7 @@ func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32
 		}
 		x := math.Float64frombits(binary.LittleEndian.Uint64(arg))
 		v := arr.(*array.Float64).Float64Values()
-		out = filterOrdered(out, in.rows, v, op, x, arr, nulls)
+		out = filterOrdered(out, in.rows, v, op, x, bits, boff)
 		return s.filtered(out, in.keys, in.rows)
 	default:
 		if len(arg) != 8 {
@@ -174,15 +213,15 @@ func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32
 		x := int64(binary.LittleEndian.Uint64(arg))
 		switch a := arr.(type) {
 		case *array.Int64:
-			out = filterOrdered(out, in.rows, a.Int64Values(), op, x, arr, nulls)
+			out = filterOrdered(out, in.rows, a.Int64Values(), op, x, bits, boff)
 		case *array.Int32:
-			out = filterOrdered(out, in.rows, widen(a.Int32Values()), op, x, arr, nulls)
+			out = filterOrdered(out, in.rows, widen(a.Int32Values()), op, x, bits, boff)
 		case *array.Timestamp:
-			out = filterOrdered(out, in.rows, asInt64(a.TimestampValues()), op, x, arr, nulls)
+			out = filterOrdered(out, in.rows, asInt64(a.TimestampValues()), op, x, bits, boff)
 		case *array.Date32:
-			out = filterOrdered(out, in.rows, widen(asInt32(a.Date32Values())), op, x, arr, nulls)
+			out = filterOrdered(out, in.rows, widen(asInt32(a.Date32Values())), op, x, bits, boff)
 		case *array.Date64:
-			out = filterOrdered(out, in.rows, asInt64(a.Date64Values()), op, x, arr, nulls)
+			out = filterOrdered(out, in.rows, asInt64(a.Date64Values()), op, x, bits, boff)
 		case *array.Boolean:
 			pass = func(r uint32) bool {
 				var v int64
@@ -209,7 +248,7 @@ func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32
 func (s *State) filtered(out, keys, rows []uint32) (uint32, error) {
 	v := vec{rows: out}
 	if keys != nil {
-		v.keys = make([]uint32, 0, len(out))
+		v.keys = s.buf(len(out))
 		j := 0
 		for i, r := range rows {
 			if j < len(out) && out[j] == r {
@@ -269,35 +308,87 @@ func cmpOp(op uint32, c int) bool {
 	return false
 }
 
-// filterOrdered is the tight loop of numeric filters. NaN never passes
-// (but ne).
-func filterOrdered[T int64 | float64](out, rows []uint32, v []T, op uint32, x T, arr arrow.Array, nulls bool) []uint32 {
-	var pass func(a T) bool
-	switch op {
-	case OpEq:
-		pass = func(a T) bool { return a == x }
-	case OpNe:
-		pass = func(a T) bool { return a != x }
-	case OpLt:
-		pass = func(a T) bool { return a < x }
-	case OpLe:
-		pass = func(a T) bool { return a <= x }
-	case OpGt:
-		pass = func(a T) bool { return a > x }
-	default:
-		pass = func(a T) bool { return a >= x }
-	}
-	if !nulls {
-		for _, r := range rows {
-			if pass(v[r]) {
-				out = append(out, r)
+// filterOrdered is the tight loop of numeric filters, one loop per
+// operator; bits (nil: no nulls) is the column's validity from bit off.
+// NaN never passes (but ne).
+func filterOrdered[T int64 | float64](out, rows []uint32, v []T, op uint32, x T, bits []byte, off int) []uint32 {
+	if bits == nil {
+		switch op {
+		case OpEq:
+			for _, r := range rows {
+				if v[r] == x {
+					out = append(out, r)
+				}
+			}
+		case OpNe:
+			for _, r := range rows {
+				if v[r] != x {
+					out = append(out, r)
+				}
+			}
+		case OpLt:
+			for _, r := range rows {
+				if v[r] < x {
+					out = append(out, r)
+				}
+			}
+		case OpLe:
+			for _, r := range rows {
+				if v[r] <= x {
+					out = append(out, r)
+				}
+			}
+		case OpGt:
+			for _, r := range rows {
+				if v[r] > x {
+					out = append(out, r)
+				}
+			}
+		default:
+			for _, r := range rows {
+				if v[r] >= x {
+					out = append(out, r)
+				}
 			}
 		}
 		return out
 	}
-	for _, r := range rows {
-		if !arr.IsNull(int(r)) && pass(v[r]) {
-			out = append(out, r)
+	switch op {
+	case OpEq:
+		for _, r := range rows {
+			if v[r] == x && valid(bits, off, r) {
+				out = append(out, r)
+			}
+		}
+	case OpNe:
+		for _, r := range rows {
+			if v[r] != x && valid(bits, off, r) {
+				out = append(out, r)
+			}
+		}
+	case OpLt:
+		for _, r := range rows {
+			if v[r] < x && valid(bits, off, r) {
+				out = append(out, r)
+			}
+		}
+	case OpLe:
+		for _, r := range rows {
+			if v[r] <= x && valid(bits, off, r) {
+				out = append(out, r)
+			}
+		}
+	case OpGt:
+		for _, r := range rows {
+			if v[r] > x && valid(bits, off, r) {
+				out = append(out, r)
+			}
+		}
+	default:
+		for _, r := range rows {
+			if v[r] >= x && valid(bits, off, r) {
+				out = append(out, r)
+			}
 		}
 	}
 	return out
@@ -329,7 +420,7 @@ func (s *State) KSelect(mem []byte, rowsPtr, n uint32) (uint32, error) {
 	if err != nil {
 		return 0, s.fail(err)
 	}
-	rows := append([]uint32(nil), view[uint32](b, int(n))...)
+	rows := append(s.buf(int(n)), view[uint32](b, int(n))...)
 	for _, r := range rows {
 		if r >= s.rows {
 			return 0, s.fail(abiErr("selection names row %d of a %d-row batch", r, s.rows))
@@ -420,6 +511,22 @@ func (s *State) KBucket(mem []byte, sel, colsPtr, ncols uint32) (uint32, error) 
 	}
 	cols := append([]uint32(nil), view[uint32](cb, int(ncols))...)
 	rows := in.rows
+	if ncols == 0 {
+		// Every row gets the empty key: the rows stay as they are.
+		id, err := s.intern("")
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		keys := s.buf(len(rows))[:len(rows)]
+		for i := range keys {
+			keys[i] = id
+		}
+		h, err := s.newHandle(vec{rows: rows, keys: keys})
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		return h, nil
+	}
 	// Per column: a local id per row, and the key part of each local id.
 	combo := make([]uint32, len(rows)) // combined id per row, valid where keep
 	keep := make([]bool, len(rows))
@@ -469,7 +576,7 @@ func (s *State) KBucket(mem []byte, sel, colsPtr, ncols uint32) (uint32, error) 
 	for j := range ids {
 		ids[j] = ^uint32(0)
 	}
-	out := vec{rows: make([]uint32, 0, len(rows)), keys: make([]uint32, 0, len(rows))}
+	out := vec{rows: s.buf(len(rows)), keys: s.buf(len(rows))}
 	for i, r := range rows {
 		if !keep[i] {
 			continue
@@ -558,6 +665,31 @@ func localIDs(arr arrow.Array, code uint32, rows []uint32, keep []bool) ([]uint3
 				m[s] = id
 			}
 			last, lastID, have = v, id, true
+			local[i] = id
+		}
+	case *array.Int64:
+		v := a.Int64Values()
+		bits, off, _ := nullBits(arr)
+		m := map[int64]uint32{}
+		var last int64
+		lastID, have := uint32(0), false
+		for i, r := range rows {
+			if !keep[i] || (bits != nil && !valid(bits, off, r)) {
+				keep[i] = false
+				continue
+			}
+			x := v[r]
+			if have && x == last {
+				local[i] = lastID
+				continue
+			}
+			id, ok := m[x]
+			if !ok {
+				id = uint32(len(parts))
+				parts = append(parts, strconv.FormatInt(x, 10))
+				m[x] = id
+			}
+			last, lastID, have = x, id, true
 			local[i] = id
 		}
 	default:
@@ -663,9 +795,6 @@ func (s *State) KEmit(output, h, col uint32) error {
 		}
 		values = s.scratchValues(len(rows))
 		nulls := hasNulls(arr)
-		if nulls {
-			rows, keys = s.scratchRowsKeys(len(rows))
-		}
 		n := 0
 		switch a := arr.(type) {
 		case *array.Float64:
@@ -675,15 +804,36 @@ func (s *State) KEmit(output, h, col uint32) error {
 					values[i] = x[r]
 				}
 				n = len(v.rows)
-			} else {
-				for i, r := range v.rows {
-					if !a.IsNull(int(r)) {
-						rows[n], keys[n], values[n] = r, v.keys[i], x[r]
+				break
+			}
+			// Rows usually come through a not-null filter: gather in place
+			// until the first null row, then compact into scratch.
+			bits, off, _ := nullBits(arr)
+			vk := v.keys[:len(v.rows)]
+			i := 0
+			for ; i < len(v.rows); i++ {
+				r := v.rows[i]
+				if !valid(bits, off, r) {
+					break
+				}
+				values[i] = x[r]
+			}
+			n = i
+			if i < len(v.rows) {
+				rows, keys = s.scratchRowsKeys(len(v.rows))
+				copy(rows, v.rows[:n])
+				copy(keys, vk[:n])
+				for ; i < len(v.rows); i++ {
+					if r := v.rows[i]; valid(bits, off, r) {
+						rows[n], keys[n], values[n] = r, vk[i], x[r]
 						n++
 					}
 				}
 			}
 		default:
+			if nulls {
+				rows, keys = s.scratchRowsKeys(len(rows))
+			}
 			get, _ := int64Getter(arr, code)
 			for i, r := range v.rows {
 				if nulls && arr.IsNull(int(r)) {

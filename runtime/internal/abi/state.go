@@ -42,6 +42,9 @@ type State struct {
 	valBuf      []float64
 	rowBuf      []uint32
 	keyBuf      []uint32
+	copied      []bool     // columns copied into the guest in this batch (import "column")
+	owned       [][]uint32 // buffers of this batch's handles, reused by later batches
+	free        [][]uint32
 
 	// OnKey, when set, is told of every newly interned key (the sandbox
 	// process forwards keys to its parent this way).
@@ -88,6 +91,7 @@ func (s *State) Emits() int64 { return s.emits }
 // batch region) until EndBatch.
 func (s *State) BeginBatch(rec arrow.RecordBatch, emit EmitFunc) {
 	s.inBatch, s.rows, s.rec, s.emit = true, uint32(rec.NumRows()), rec, emit
+	s.copied = append(s.copied[:0], make([]bool, rec.NumCols())...)
 }
 
 // EndBatch closes the batch and drops its kernel handles.
@@ -95,6 +99,64 @@ func (s *State) EndBatch() {
 	s.inBatch, s.rows, s.rec, s.emit = false, 0, nil, nil
 	clear(s.handles)
 	s.handles, s.handleElems = s.handles[:0], 0
+	// The handles' buffers serve the next batch's kernels (emit callbacks
+	// only see them during the call).
+	s.free = append(s.free, s.owned...)
+	clear(s.owned)
+	s.owned = s.owned[:0]
+}
+
+// buf returns an empty buffer of capacity n for a handle of this batch,
+// reusing one of an earlier batch when it is large enough.
+func (s *State) buf(n int) []uint32 {
+	for i := len(s.free) - 1; i >= 0; i-- {
+		if b := s.free[i]; cap(b) >= n {
+			s.free[i] = s.free[len(s.free)-1]
+			s.free[len(s.free)-1] = nil
+			s.free = s.free[:len(s.free)-1]
+			s.owned = append(s.owned, b)
+			return b[:0]
+		}
+	}
+	if len(s.free) > 2*MaxHandles { // keep the pool bounded
+		clear(s.free)
+		s.free = s.free[:0]
+	}
+	b := make([]uint32, 0, n)
+	s.owned = append(s.owned, b)
+	return b
+}
+
+// Column copies column col of the current batch into guest memory at
+// [dst,+n) as a column block: its validity bitmap (when it has nulls), its
+// values and its data, each padded to 8 bytes, with the lengths the lazy
+// descriptor gives (import "column"; docs/abi.md, "Lazy columns"). n must be
+// the block's size; each column is copied at most once per batch.
+func (s *State) Column(mem []byte, col, dst, n uint32) error {
+	if !s.inBatch || s.rec == nil {
+		return s.fail(abiErr("column call outside a batch"))
+	}
+	arr, code, err := s.column(col)
+	if err != nil {
+		return s.fail(err)
+	}
+	if dst%Align != 0 {
+		return s.fail(abiErr("column destination is misaligned (need %d)", Align))
+	}
+	v, vals, data := parts(arr, code, int64(s.rows))
+	if size := blockSize(v, vals, data); int64(n) != size {
+		return s.fail(abiErr("column %d needs a block of %d bytes, the guest gave %d", col, size, n))
+	}
+	b, err := slice(mem, dst, n, "column destination")
+	if err != nil {
+		return s.fail(err)
+	}
+	if s.copied[col] {
+		return s.fail(abiErr("column %d copied twice in one batch", col))
+	}
+	s.copied[col] = true
+	writeBlock(b, arr, code, v, vals, data)
+	return nil
 }
 
 // slice returns mem[ptr:ptr+n] or an ABI error naming what.

@@ -261,9 +261,17 @@ static cove_batch cove__batch;
 
 __attribute__((export_name("cove_abi_version"))) uint32_t cove__abi_version(void) { return COVE_ABI_VERSION; }
 
+/* One region, grown when a batch needs more, reused batch after batch: the
+ * views of a batch (cove_str, column pointers) are valid until the next. */
+static size_t cove__cap;
+
 __attribute__((export_name("cove_alloc"))) uint8_t *cove__alloc(uint32_t size) {
-	free(cove__region);
-	cove__region = aligned_alloc(8, ((size_t)size + 15) & ~(size_t)7);
+	size_t need = ((size_t)size + 15) & ~(size_t)7;
+	if (need > cove__cap) {
+		free(cove__region);
+		cove__region = aligned_alloc(8, need);
+		cove__cap = cove__region ? need : 0;
+	}
 	return cove__region;
 }
 
