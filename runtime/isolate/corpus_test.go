@@ -296,6 +296,12 @@ func hostileCorpus(t *testing.T, engine string) {
 	var worstName string
 	var peakRSS int64
 	for i, c := range cases {
+		if engine == EngineWasmer && c.text == "stack overflow" {
+			// wasmer takes ~0.6 s to trap a stack overflow (it walks the
+			// whole native stack for the backtrace): under load the
+			// watchdog may kill it first (docs/abi.md, "Engines").
+			c.want, c.text = errGuestOrDeadline, ""
+		}
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()

@@ -248,6 +248,11 @@ func check(m *wasmer.Module) []string {
 			problems = append(problems, "export "+name+" has the wrong signature")
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(abi.OptionalExports)) {
+		if t, ok := exports[name]; ok && (t.Kind() != wasmer.FUNCTION || !sameSig(abi.OptionalExports[name], t.IntoFunctionType())) {
+			problems = append(problems, "export "+name+" has the wrong signature")
+		}
+	}
 	if t, ok := exports[abi.ExportInitialize]; ok {
 		if t.Kind() != wasmer.FUNCTION || len(t.IntoFunctionType().Params()) != 0 || len(t.IntoFunctionType().Results()) != 0 {
 			problems = append(problems, "export _initialize has the wrong signature")
@@ -314,6 +319,7 @@ type instance struct {
 	batch  wasmer.NativeFunction
 	failed error
 	closed bool
+	lazy   bool // the guest took abi.FeatureLazyColumns
 
 	// Set by host functions during a call, read after it returns.
 	ctx  context.Context // the running call's context, checked at every host call
@@ -391,6 +397,20 @@ func (m *module) Instantiate(ctx context.Context, outputs []string) (wasm.Instan
 		}
 		return nil, wasm.NewGuestError(wasm.KindABI, "initialize", msg)
 	}
+	if f := get(abi.ExportFeatures); f != nil {
+		res, err := i.call(ctx, f, int32(abi.HostFeatures))
+		if err != nil {
+			err = i.classify(ctx, "initialize", err)
+			i.drop()
+			return nil, err
+		}
+		used, _ := res.(int32)
+		if err := abi.CheckFeatures(abi.HostFeatures, uint32(used)); err != nil {
+			i.drop()
+			return nil, wasm.NewGuestError(wasm.KindABI, "initialize", "guest broke the ABI: "+err.Error())
+		}
+		i.lazy = uint32(used)&abi.FeatureLazyColumns != 0
+	}
 	return i, nil
 }
 
@@ -451,6 +471,13 @@ func (i *instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit
 	if size > e.lim.MaxBatchBytes {
 		return fmt.Errorf("%w: batch needs %d bytes, the limit is %d", cove.ErrLimit, size, e.lim.MaxBatchBytes)
 	}
+	encode := abi.Encode
+	if i.lazy {
+		if size, err = abi.LazyRegionSize(rec); err != nil {
+			return fmt.Errorf("%w: %v", cove.ErrLimit, err)
+		}
+		encode = abi.EncodeLazy
+	}
 	res, err := i.call(ctx, i.alloc, int32(uint32(size)))
 	if err != nil {
 		return i.classify(ctx, "batch", err)
@@ -464,7 +491,7 @@ func (i *instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit
 		}
 		return wasm.NewGuestError(wasm.KindABI, "batch", fmt.Sprintf("guest broke the ABI: %s returned no usable region of %d bytes", abi.ExportAlloc, size))
 	}
-	if err := abi.Encode(mem[ptr:uint64(ptr)+uint64(size)], rec); err != nil {
+	if err := encode(mem[ptr:uint64(ptr)+uint64(size)], rec); err != nil {
 		return fmt.Errorf("wasmer: encode batch: %w", err)
 	}
 	i.state.BeginBatch(rec, func(out int, rows, keys []uint32, values []float64) error {

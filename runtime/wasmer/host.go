@@ -26,6 +26,7 @@ var (
 var implemented = map[string]bool{
 	abi.ImportOutput: true, abi.ImportKey: true, abi.ImportEmit: true, abi.ImportKFilter: true, abi.ImportKBucket: true,
 	abi.ImportKEmit: true, abi.ImportKSelect: true, abi.ImportKLen: true, abi.ImportKRead: true,
+	abi.ImportColumn: true,
 }
 
 // hostFunc is a host function: it gets the arguments as u64 (i32 and i64
@@ -116,8 +117,7 @@ func (i *instance) imports() *wasmer.ImportObject {
 		abi.ImportKRead: func(a []uint64) ([]uint64, error) {
 			return one(st.KRead(i.memory(), u(a[0]), u(a[1]), u(a[2]), u(a[3]), u(a[4])))
 		},
-		// Lazy columns (docs/abi.md): this engine does not offer the feature
-		// (it never calls cove_features), but a guest may import the call.
+		// Lazy columns (docs/abi.md), offered through cove_features as on wazero.
 		abi.ImportColumn: func(a []uint64) ([]uint64, error) {
 			return nil, stop(st.Column(i.memory(), u(a[0]), u(a[1]), u(a[2])))
 		},
