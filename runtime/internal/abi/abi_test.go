@@ -111,3 +111,24 @@ func twoRows() arrow.RecordBatch {
 	a := b.NewArray()
 	return array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "n", Type: a.DataType()}}, nil), []arrow.Array{a}, 2)
 }
+
+func TestNotNullAll(t *testing.T) {
+	bits := []byte{0xff, 0b1010_0101, 0, 0xff, 0b0000_0011}
+	for _, n := range []int{0, 3, 8, 13, 16, 24, 33, 34, 38} {
+		var want []uint32
+		for r := range n {
+			if bits[r>>3]&(1<<(r&7)) != 0 {
+				want = append(want, uint32(r))
+			}
+		}
+		got := notNullAll(nil, bits, n)
+		if len(got) != len(want) {
+			t.Fatalf("n=%d: %v, want %v", n, got, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("n=%d: %v, want %v", n, got, want)
+			}
+		}
+	}
+}

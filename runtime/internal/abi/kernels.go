@@ -118,6 +118,31 @@ func nullBits(col arrow.Array) (bits []byte, off int, slow bool) {
 	return col.Data().Buffers()[0].Bytes(), col.Data().Offset(), false
 }
 
+// notNullAll appends the rows in [0,n) whose bit is set in bits, eight
+// rows at a time where all eight are valid.
+func notNullAll(out []uint32, bits []byte, n int) []uint32 {
+	r := 0
+	for ; r+8 <= n; r += 8 {
+		b := bits[r>>3]
+		if b == 0xff {
+			x := uint32(r)
+			out = append(out, x, x+1, x+2, x+3, x+4, x+5, x+6, x+7)
+			continue
+		}
+		for k := 0; b != 0; k, b = k+1, b>>1 {
+			if b&1 != 0 {
+				out = append(out, uint32(r+k))
+			}
+		}
+	}
+	for ; r < n; r++ {
+		if bits[r>>3]&(1<<(uint(r)&7)) != 0 {
+			out = append(out, uint32(r))
+		}
+	}
+	return out
+}
+
 // valid reports whether bit off+r of an Arrow validity bitmap is set.
 func valid(bits []byte, off int, r uint32) bool {
 	i := uint(off) + uint(r)
@@ -170,6 +195,8 @@ func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32
 					out = append(out, r)
 				}
 			}
+		case sel == 0 && boff%8 == 0:
+			out = notNullAll(out, bits[boff/8:], len(in.rows))
 		default:
 			for _, r := range in.rows {
 				if valid(bits, boff, r) {
