@@ -38,11 +38,18 @@ func TestBadRequests(t *testing.T) {
 	subJSON := func(v any) []byte { b, _ := json.Marshal(v); return b }
 	big := bytes.Repeat([]byte{0}, 2<<20+1)
 	goodCT, goodBody := multi(map[string][]byte{"manifest": aq.Manifest, "module": aq.Module})
-	_ = goodBody
 	bigCT, bigBody := multi(map[string][]byte{"manifest": aq.Manifest, "module": big})
 	badPartCT, badPartBody := multi(map[string][]byte{"manifest": aq.Manifest, "module": aq.Module, "extra": []byte("x")})
 	noModCT, noModBody := multi(map[string][]byte{"manifest": aq.Manifest})
 	junkCT, junkBody := multi(map[string][]byte{"manifest": aq.Manifest, "module": []byte("not wasm at all")})
+	// A module only operator B uploaded: operator A may not name it.
+	adult := examples.Adult()
+	bMod, err := e.client(t, "operator-b").UploadModule(context.Background(), adult.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bothCT, bothBody := multi(map[string][]byte{"manifest": aq.Manifest, "module": aq.Module, "module_sha256": []byte(bMod.SHA256)})
+	unknown := strings.Repeat("ab", 32)
 	cases := []struct {
 		name, method, path, who, ct string
 		body                        []byte
@@ -71,6 +78,16 @@ func TestBadRequests(t *testing.T) {
 		{"unknown JSON field in submission", "POST", "/v1/jobs", "operator", "application/json", []byte(`{"manifest":"x","module":"AAAA","x":1}`), 400, "invalid"},
 		{"bad manifest", "POST", "/v1/jobs", "operator", "application/json", subJSON(map[string]any{"manifest": "version: 9\nbogus: 1\n", "module": aq.Module}), 400, "invalid"},
 		{"bad job id", "POST", "/v1/jobs", "operator", "application/json", subJSON(map[string]any{"id": "../x", "manifest": string(aq.Manifest), "module": aq.Module}), 400, "invalid"},
+		{"module and module_sha256", "POST", "/v1/jobs", "operator", bothCT, bothBody, 400, "invalid"},
+		{"module_sha256 not hex", "POST", "/v1/jobs", "operator", "application/json", subJSON(map[string]any{"manifest": string(aq.Manifest), "module_sha256": strings.ToUpper(unknown)}), 400, "invalid"},
+		{"module_sha256 never uploaded", "POST", "/v1/jobs", "operator", "application/json", subJSON(map[string]any{"manifest": string(aq.Manifest), "module_sha256": unknown}), 404, "not_found"},
+		{"another operator's module", "POST", "/v1/jobs/dry-run", "operator", "application/json", subJSON(map[string]any{"manifest": string(aq.Manifest), "module_sha256": bMod.SHA256}), 404, "not_found"},
+		{"module upload as multipart", "POST", "/v1/modules", "operator", goodCT, goodBody, 415, "invalid"},
+		{"module upload without content type", "POST", "/v1/modules", "operator", "", aq.Module, 415, "invalid"},
+		{"empty module upload", "POST", "/v1/modules", "operator", "application/wasm", []byte{}, 400, "invalid"},
+		{"not a module upload", "POST", "/v1/modules", "operator", "application/wasm", []byte("not wasm at all"), 400, "invalid"},
+		{"oversized module upload", "POST", "/v1/modules", "operator", "application/octet-stream", big, 413, "limit_exceeded"},
+		{"module upload by the authority", "POST", "/v1/modules", "authority", "application/wasm", aq.Module, 403, "forbidden"},
 		{"review without reason", "POST", "/v1/reviews/job-x", "authority", "application/json", []byte(`{"approve":true}`), 400, "invalid"},
 		{"dataset outside the data dir", "POST", "/v1/datasets", "authority", "application/json", []byte(`{"name":"x","location":"../../etc/passwd","sharing":"open","level":1}`), 400, "invalid"},
 		{"bad wait", "GET", "/v1/jobs/job-x?wait=forever&state=admitted", "operator", "", nil, 400, "invalid"},
@@ -114,5 +131,4 @@ func TestBadRequests(t *testing.T) {
 			}
 		})
 	}
-	_ = goodCT
 }

@@ -30,11 +30,7 @@ func TestEndToEndCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "cove")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/covedata/cove/cmd/cove")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := coveBinary(t)
 	dir := filepath.Join(tmp, "data")
 	placeDemoFiles(t, dir)
 	tokFile := filepath.Join(tmp, "authority.token")

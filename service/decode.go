@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,11 +22,24 @@ import (
 
 // SubmitRequest is a job submission as JSON (the module in base64). As
 // multipart/form-data the same fields are parts: "manifest" and "module"
-// (files or values) and an optional "id".
+// (files or values), or "module_sha256", and an optional "id". A submission
+// carries either the module or the sha256 of a module the operator uploaded
+// (POST /v1/modules).
 type SubmitRequest struct {
-	ID       string `json:"id,omitempty"` // idempotency key: resubmitting the same job returns it
-	Manifest string `json:"manifest"`     // YAML or JSON text
-	Module   []byte `json:"module"`       // base64 in JSON
+	ID           string `json:"id,omitempty"`            // idempotency key: resubmitting the same job returns it
+	Manifest     string `json:"manifest"`                // YAML or JSON text
+	Module       []byte `json:"module,omitempty"`        // base64 in JSON
+	ModuleSHA256 string `json:"module_sha256,omitempty"` // lowercase hex, instead of module
+
+	sum    [32]byte // of Module, once decoded
+	hashed bool
+}
+
+// ModuleInfo is an uploaded module: its sha256 (lowercase hex), what a
+// submission names it by, and its size.
+type ModuleInfo struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
 }
 
 // ReviewRequest is the authority's decision on a job in review.
@@ -53,6 +67,9 @@ type TokenResponse struct {
 }
 
 const maxReason = 4 << 10
+
+// maxIDPart bounds the id and module_sha256 parts of a multipart submission.
+const maxIDPart = 256
 
 // decodeStrict decodes exactly one JSON value with no unknown field.
 func decodeStrict(b []byte, v any) error {
@@ -136,14 +153,24 @@ func (l Limits) maxSubmitBody() int64 {
 // DecodeSubmission decodes a job submission of media type mt (with its
 // parameters) from body, which must already be size-bounded.
 func DecodeSubmission(mt string, params map[string]string, body io.Reader, l Limits) (SubmitRequest, error) {
+	return decodeSubmission(mt, params, body, l, nil)
+}
+
+// decodeSubmission is DecodeSubmission reading through scratch (nil: fresh
+// buffers). With scratch, a module read from a multipart part is in
+// scratch's memory: valid until the caller reuses scratch.
+func decodeSubmission(mt string, params map[string]string, body io.Reader, l Limits, scratch *bytes.Buffer) (SubmitRequest, error) {
 	var req SubmitRequest
+	if scratch == nil {
+		scratch = new(bytes.Buffer)
+	}
 	switch mt {
 	case "application/json":
-		b, err := io.ReadAll(body)
-		if err != nil {
+		scratch.Reset()
+		if _, err := scratch.ReadFrom(body); err != nil {
 			return req, err
 		}
-		if err := decodeStrict(b, &req); err != nil {
+		if err := decodeStrict(scratch.Bytes(), &req); err != nil {
 			return req, err
 		}
 	case "multipart/form-data":
@@ -166,38 +193,43 @@ func DecodeSubmission(mt string, params map[string]string, body io.Reader, l Lim
 				return req, invalidf("part %q given twice", truncate(name, 40))
 			}
 			seen[name] = true
-			var max int64
 			switch name {
 			case "manifest":
-				max = l.MaxManifestBytes
-			case "module":
-				max = l.MaxModuleBytes
-			case "id":
-				max = 256
-			default:
-				return req, invalidf("unknown part %q (want manifest, module, id)", truncate(name, 40))
-			}
-			b, err := io.ReadAll(io.LimitReader(part, max+1))
-			if err != nil {
-				return req, limitOr(err, "multipart part "+name+": malformed")
-			}
-			if int64(len(b)) > max {
-				return req, fmt.Errorf("%w: part %s is over %d bytes", cove.ErrLimit, name, max)
-			}
-			switch name {
-			case "manifest":
+				b, err := readPart(part, name, l.MaxManifestBytes, nil)
+				if err != nil {
+					return req, err
+				}
 				req.Manifest = string(b)
 			case "module":
+				// Streamed once into scratch, hashed on the way.
+				h := sha256.New()
+				scratch.Reset()
+				b, err := readPart(io.TeeReader(part, h), name, l.MaxModuleBytes, scratch)
+				if err != nil {
+					return req, err
+				}
 				req.Module = b
-			case "id":
-				req.ID = string(b)
+				h.Sum(req.sum[:0])
+				req.hashed = true
+			case "module_sha256", "id":
+				b, err := readPart(part, name, maxIDPart, nil)
+				if err != nil {
+					return req, err
+				}
+				if name == "id" {
+					req.ID = string(b)
+				} else {
+					req.ModuleSHA256 = string(b)
+				}
+			default:
+				return req, invalidf("unknown part %q (want manifest, module or module_sha256, id)", truncate(name, 40))
 			}
 		}
 	default:
 		return req, withStatus(http.StatusUnsupportedMediaType, invalidf("content type %q: use application/json or multipart/form-data", truncate(mt, 100)))
 	}
-	if req.Manifest == "" || len(req.Module) == 0 {
-		return req, invalidf("a submission needs a manifest and a module")
+	if req.Manifest == "" || (len(req.Module) == 0) == (req.ModuleSHA256 == "") {
+		return req, invalidf("a submission needs a manifest and either a module or a module_sha256")
 	}
 	if int64(len(req.Manifest)) > l.MaxManifestBytes {
 		return req, fmt.Errorf("%w: manifest is over %d bytes", cove.ErrLimit, l.MaxManifestBytes)
@@ -205,10 +237,44 @@ func DecodeSubmission(mt string, params map[string]string, body io.Reader, l Lim
 	if int64(len(req.Module)) > l.MaxModuleBytes {
 		return req, fmt.Errorf("%w: module is over %d bytes", cove.ErrLimit, l.MaxModuleBytes)
 	}
+	if req.ModuleSHA256 != "" && !validSHA256(req.ModuleSHA256) {
+		return req, invalidf("module_sha256 must be 64 lowercase hex digits")
+	}
 	if req.ID != "" && !policy.ValidName(req.ID) {
 		return req, invalidf("job id must be a valid name")
 	}
+	if len(req.Module) > 0 && !req.hashed {
+		req.sum, req.hashed = sha256.Sum256(req.Module), true
+	}
 	return req, nil
+}
+
+// readPart reads a part of at most max bytes, into buf when not nil.
+func readPart(r io.Reader, name string, max int64, buf *bytes.Buffer) ([]byte, error) {
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, limitOr(err, "multipart part "+name+": malformed")
+	}
+	if n > max {
+		return nil, fmt.Errorf("%w: part %s is over %d bytes", cove.ErrLimit, name, max)
+	}
+	return buf.Bytes(), nil
+}
+
+// validSHA256 reports whether s is a sha256 in lowercase hex.
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func limitOr(err error, msg string) error {

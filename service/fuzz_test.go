@@ -2,8 +2,10 @@ package service_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"mime/multipart"
+	"strings"
 	"testing"
 
 	"github.com/covedata/cove"
@@ -19,6 +21,9 @@ func FuzzDecodeSubmission(f *testing.F) {
 	f.Add(false, []byte(`{"manifest":"version: 1","module":"AGFzbQEAAAA="}`))
 	f.Add(false, []byte(`{"id":"job-1","manifest":"x","module":"AAAA","extra":1}`))
 	f.Add(false, []byte(`{"manifest":`))
+	f.Add(false, []byte(`{"manifest":"version: 1","module_sha256":"`+strings.Repeat("0a", 32)+`"}`))
+	f.Add(false, []byte(`{"manifest":"x","module":"AAAA","module_sha256":"`+strings.Repeat("0a", 32)+`"}`))
+	f.Add(false, []byte(`{"manifest":"x","module_sha256":"`+strings.Repeat("0A", 32)+`"}`))
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.SetBoundary("BOUNDARY")
@@ -26,6 +31,14 @@ func FuzzDecodeSubmission(f *testing.F) {
 	w.Write([]byte("version: 1\n"))
 	w, _ = mw.CreateFormFile("module", "j.wasm")
 	w.Write([]byte("\x00asm\x01\x00\x00\x00"))
+	mw.Close()
+	f.Add(true, buf.Bytes())
+	buf.Reset()
+	mw = multipart.NewWriter(&buf)
+	mw.SetBoundary("BOUNDARY")
+	mw.WriteField("id", "job-1")
+	mw.WriteField("manifest", "version: 1\n")
+	mw.WriteField("module_sha256", strings.Repeat("0a", 32))
 	mw.Close()
 	f.Add(true, buf.Bytes())
 	f.Fuzz(func(t *testing.T, multi bool, body []byte) {
@@ -40,9 +53,15 @@ func FuzzDecodeSubmission(f *testing.F) {
 			}
 			return
 		}
-		if req.Manifest == "" || len(req.Module) == 0 || int64(len(req.Module)) > fuzzLimits.MaxModuleBytes ||
+		if req.Manifest == "" || (len(req.Module) == 0) == (req.ModuleSHA256 == "") || int64(len(req.Module)) > fuzzLimits.MaxModuleBytes ||
 			int64(len(req.Manifest)) > fuzzLimits.MaxManifestBytes || (req.ID != "" && !policy.ValidName(req.ID)) {
-			t.Fatalf("accepted a submission outside the limits: %d-byte manifest, %d-byte module, id %q", len(req.Manifest), len(req.Module), req.ID)
+			t.Fatalf("accepted a submission outside the limits: %d-byte manifest, %d-byte module, module_sha256 %q, id %q",
+				len(req.Manifest), len(req.Module), req.ModuleSHA256, req.ID)
+		}
+		if req.ModuleSHA256 != "" {
+			if _, err := hex.DecodeString(req.ModuleSHA256); err != nil || len(req.ModuleSHA256) != 64 || strings.ToLower(req.ModuleSHA256) != req.ModuleSHA256 {
+				t.Fatalf("accepted module_sha256 %q", req.ModuleSHA256)
+			}
 		}
 	})
 }

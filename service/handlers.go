@@ -1,8 +1,10 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -321,20 +323,64 @@ func (s *Server) limits() Limits {
 	return Limits{MaxModuleBytes: s.opt.MaxModuleBytes, MaxManifestBytes: jobs.MaxManifestBytes}
 }
 
-func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request) (SubmitRequest, error) {
+// submission is a decoded submission with its module's bytes and hash.
+type submission struct {
+	SubmitRequest
+	module []byte // the request's module or the stored one named by hash; read-only
+	sum    [32]byte
+}
+
+// readSubmission decodes a submission and checks its module: the one it
+// carries, or the operator's upload it names. The module's bytes are valid
+// until done is called.
+func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request, p principal) (sub submission, done func(), err error) {
+	done = func() {}
 	mt, params, err := mediaType(r, "application/json", "multipart/form-data")
 	if err != nil {
-		return SubmitRequest{}, err
+		return sub, done, err
 	}
 	l := s.limits()
+	buf := getScratch()
+	done = func() { putScratch(buf, l.MaxModuleBytes) }
+	if mt == "multipart/form-data" {
+		presize(buf, r.ContentLength, l.MaxModuleBytes)
+	}
 	body := http.MaxBytesReader(w, r.Body, l.maxSubmitBody())
-	req, err := DecodeSubmission(mt, params, body, l)
+	req, err := decodeSubmission(mt, params, body, l, buf)
 	if err != nil {
-		return req, limitOr2(err)
+		return sub, done, limitOr2(err)
+	}
+	sub.SubmitRequest = req
+	if req.ModuleSHA256 == "" {
+		sub.module, sub.sum = req.Module, req.sum
+	} else if sub.sum, sub.module, err = s.uploaded(r.Context(), p, req.ModuleSHA256); err != nil {
+		return sub, done, err
 	}
 	// Compile before anything is recorded: a module that cannot run must
 	// not reserve budget. Compilation is cached by module hash.
-	return req, s.modules.check(r.Context(), req.Module)
+	return sub, done, s.modules.check(r.Context(), sub.sum, sub.module)
+}
+
+// uploaded returns the module of this sha256 that the operator uploaded.
+func (s *Server) uploaded(ctx context.Context, p principal, hexsum string) ([32]byte, []byte, error) {
+	sum, _ := parseSum(hexsum)
+	ok, err := s.st.HasModule(ctx, p.Subject, hexsum)
+	if err != nil {
+		return sum, nil, err
+	}
+	if !ok {
+		// Another operator's upload is as unknown as no upload.
+		return sum, nil, fmt.Errorf("%w: module %s was not uploaded by %s (POST /v1/modules)", cove.ErrNotFound, hexsum, p.Subject)
+	}
+	if b := s.modules.bytes(sum); b != nil {
+		return sum, b, nil
+	}
+	b, err := s.st.Module(ctx, hexsum)
+	if err != nil {
+		return sum, nil, err
+	}
+	s.modules.keepBytes(sum, b)
+	return sum, b, nil
 }
 
 // limitOr2 reports a body cut by MaxBytesReader as ErrLimit.
@@ -346,8 +392,45 @@ func limitOr2(err error) error {
 	return err
 }
 
+// uploadModule stores a module (the raw body) for later submissions by
+// hash. It is streamed once, hashed on the way, compiled once per hash, and
+// stored once whoever uploads it; the upload is the operator's own.
+func (s *Server) uploadModule(w http.ResponseWriter, r *http.Request, p principal) error {
+	if _, _, err := mediaType(r, "application/wasm", "application/octet-stream"); err != nil {
+		return err
+	}
+	max := s.opt.MaxModuleBytes
+	if r.ContentLength > max {
+		return fmt.Errorf("%w: module over %d bytes", cove.ErrLimit, max)
+	}
+	buf := getScratch()
+	defer putScratch(buf, max)
+	presize(buf, r.ContentLength, max)
+	h := sha256.New()
+	n, err := buf.ReadFrom(io.TeeReader(http.MaxBytesReader(w, r.Body, max), h))
+	if err != nil {
+		return limitOr(err, "reading the module")
+	}
+	if n == 0 {
+		return invalidf("an upload needs the module's bytes as the body")
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	b := buf.Bytes()
+	if err := s.modules.check(r.Context(), sum, b); err != nil {
+		return err
+	}
+	hexsum := hexSum(sum)
+	if err := s.st.PutModule(r.Context(), p.Subject, hexsum, b); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, ModuleInfo{SHA256: hexsum, Size: n})
+	return nil
+}
+
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, p principal) error {
-	req, err := s.readSubmission(w, r)
+	req, done, err := s.readSubmission(w, r, p)
+	defer done()
 	if err != nil {
 		return err
 	}
@@ -358,7 +441,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, p principal) 
 	if _, err := s.st.Job(r.Context(), req.ID); err == nil {
 		fresh = false
 	}
-	j, err := s.runner.Submit(r.Context(), jobs.Submission{ID: req.ID, Operator: p.Subject, Manifest: []byte(req.Manifest), Module: req.Module})
+	j, err := s.runner.Submit(r.Context(), jobs.Submission{ID: req.ID, Operator: p.Subject, Manifest: []byte(req.Manifest), Module: req.module})
 	if err != nil {
 		var rej *policy.Rejection
 		if errors.As(err, &rej) {
@@ -382,11 +465,13 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, p principal) 
 }
 
 func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, p principal) error {
-	req, err := s.readSubmission(w, r)
+	req, done, err := s.readSubmission(w, r, p)
+	defer done()
 	if err != nil {
 		return err
 	}
-	dec, err := s.runner.DryRun(r.Context(), jobs.Submission{Operator: p.Subject, Manifest: []byte(req.Manifest), Module: req.Module})
+	// The runner may compile the module into its cache: give it its own copy.
+	dec, err := s.runner.DryRun(r.Context(), jobs.Submission{Operator: p.Subject, Manifest: []byte(req.Manifest), Module: bytes.Clone(req.module)})
 	if err != nil {
 		return err
 	}
@@ -441,9 +526,15 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p principal) err
 			writeJSON(w, http.StatusOK, s.view(j))
 			return nil
 		}
-		// The running state is set inside the runner, which does not
-		// notify: poll it too.
-		ctxWait(r.Context(), c, min(left, 200*time.Millisecond))
+		// Every change but admitted → running notifies the hub. That one is
+		// made inside the runner, soon after a worker takes the job (which
+		// notifies): poll it briefly then; otherwise poll rarely, as a
+		// safety net only.
+		poll := 2 * time.Second
+		if j.State == store.StateAdmitted && s.sched.Taken(id) {
+			poll = 10 * time.Millisecond
+		}
+		ctxWait(r.Context(), c, min(left, poll))
 	}
 }
 
@@ -453,12 +544,9 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	out := []Event{}
-	for e, err := range s.st.Entries(r.Context()) {
+	for e, err := range s.st.EntriesBySubject(r.Context(), j.ID) {
 		if err != nil {
 			return err
-		}
-		if e.Subject != j.ID {
-			continue
 		}
 		if st := stateAfter(e); st != "" {
 			out = append(out, Event{Seq: e.Seq, Time: e.Time.Format(time.RFC3339Nano), Kind: string(e.Kind), State: st})
@@ -611,17 +699,11 @@ func (s *Server) ledgerEntries(w http.ResponseWriter, r *http.Request, _ princip
 	}
 	limit = min(max(limit, 1), maxEntries)
 	out := []ledger.Entry{}
-	for e, err := range s.st.Entries(r.Context()) {
+	for e, err := range s.st.EntriesFrom(r.Context(), from, limit) {
 		if err != nil {
 			return err
 		}
-		if e.Seq < from {
-			continue
-		}
 		out = append(out, e)
-		if uint64(len(out)) >= limit {
-			break
-		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -836,10 +918,11 @@ func (s *Server) statements(w http.ResponseWriter, r *http.Request, p principal)
 		}
 		op = p.Subject
 	}
-	if _, err := s.st.VerifyLedger(r.Context()); err != nil {
+	h, err := s.ledger.head(r.Context())
+	if err != nil {
 		return err
 	}
-	sts, err := report.Statements(s.st.Entries(r.Context()), *s.opt.Prices, month, op, s.st.Now())
+	sts, err := report.Statements(s.ledger.entries(r.Context(), h), *s.opt.Prices, month, op, s.st.Now())
 	if err != nil {
 		return err
 	}
@@ -848,11 +931,7 @@ func (s *Server) statements(w http.ResponseWriter, r *http.Request, p principal)
 }
 
 func (s *Server) disclosureReport(ctx context.Context) (*report.Disclosure, error) {
-	log, err := s.st.VerifyLedger(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return report.NewDisclosure(s.st.Entries(ctx), log.Head(), s.st.Now())
+	return s.ledger.disclosure(ctx, s.st.Now)
 }
 
 func (s *Server) disclosure(w http.ResponseWriter, r *http.Request, _ principal) error {

@@ -141,6 +141,8 @@ func TestRoleEndpointMatrix(t *testing.T) {
 			return "/v1/grants/" + grantB + "/revoke"
 		}},
 		{method: "GET", pattern: "/v1/grants/{id}/budgets", path: static("/v1/grants/" + grantA + "/budgets"), want: map[string]int{"operator-b": nf}},
+		// Any operator uploads modules; an upload is the uploader's own.
+		{method: "POST", pattern: "/v1/modules", path: static("/v1/modules"), body: func(string) (string, []byte) { return "application/wasm", aq.Module }},
 		// Operator B holds no grant the example names: rejected, with violations.
 		{method: "POST", pattern: "/v1/jobs", path: static("/v1/jobs"), body: submissionBody(aq), want: map[string]int{"operator-b": unproc}},
 		{method: "POST", pattern: "/v1/jobs/dry-run", path: static("/v1/jobs/dry-run"), body: submissionBody(aq), want: map[string]int{"operator-b": unproc}},

@@ -39,6 +39,10 @@ func OpenAPI() map[string]any {
 			if rt.body == "Submission" {
 				content["multipart/form-data"] = map[string]any{"schema": ref("SubmissionForm")}
 			}
+			if rt.body == "Module" {
+				binary := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+				content = map[string]any{"application/wasm": binary, "application/octet-stream": binary}
+			}
 			op["requestBody"] = map[string]any{"required": rt.body != "Reason", "content": content}
 		}
 		status := rt.status
@@ -142,13 +146,16 @@ func schemas() map[string]any {
 		"Reason":     obj("service.ReasonRequest", map[string]any{"reason": str()}),
 		"Revocation": obj("service.Revocation", map[string]any{"grant": str(), "cancelled": array(str())}),
 		"BudgetList": array(obj("service.BudgetView", map[string]any{"dataset": str(), "budget": obj("policy.Budget", nil), "epsilon_left": num()})),
-		"Submission": obj("service.SubmitRequest: the manifest (YAML or JSON text) and the module (base64).", map[string]any{
+		"Submission": obj("service.SubmitRequest: the manifest (YAML or JSON text) and either the module (base64) or the sha256 of a module the operator uploaded.", map[string]any{
 			"id": str(), "manifest": str(), "module": map[string]any{"type": "string", "format": "byte"},
-		}, "manifest", "module"),
-		"SubmissionForm": obj("The parts of a multipart submission.", map[string]any{
+			"module_sha256": map[string]any{"type": "string", "pattern": "^[0-9a-f]{64}$"},
+		}, "manifest"),
+		"SubmissionForm": obj("The parts of a multipart submission: module or module_sha256.", map[string]any{
 			"id": str(), "manifest": map[string]any{"type": "string", "format": "binary"}, "module": map[string]any{"type": "string", "format": "binary"},
-		}, "manifest", "module"),
-		"Decision": obj("policy.Decision", map[string]any{"review": boolean(), "flags": array(str())}),
+			"module_sha256": str(),
+		}, "manifest"),
+		"ModuleInfo": obj("service.ModuleInfo: an uploaded module, named in submissions by its sha256.", map[string]any{"sha256": str(), "size": integer()}, "sha256", "size"),
+		"Decision":   obj("policy.Decision", map[string]any{"review": boolean(), "flags": array(str())}),
 		"Job": obj("service.JobView: a stored job (store.Job) and its queue position.", map[string]any{
 			"id": str(), "operator": str(), "grant": str(), "dataset": str(),
 			"state":   map[string]any{"type": "string", "enum": []string{"submitted", "in_review", "admitted", "running", "released", "failed", "rejected", "cancelled"}},

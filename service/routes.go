@@ -18,7 +18,7 @@ type route struct {
 	roles        []Role // Public in the list: anyone, with or without a token
 	summary      string
 	query        []param
-	body         string // request schema ("" none); "Submission" is JSON or multipart
+	body         string // request schema ("" none); "Submission" is JSON or multipart, "Module" raw bytes
 	resp         string // response schema
 	status       int    // success status (200 when 0)
 	handle       func(s *Server, w http.ResponseWriter, r *http.Request, p principal) error
@@ -53,7 +53,8 @@ func routeTable() []route {
 		{method: "POST", path: "/v1/grants/{id}/revoke", roles: authority, summary: "Revoke a grant; its jobs are cancelled, refunded, and stopped if running", body: "Reason", resp: "Revocation", handle: (*Server).revokeGrant},
 		{method: "GET", path: "/v1/grants/{id}/budgets", roles: supervised, summary: "The grant's budget per dataset in the current period", resp: "BudgetList", handle: (*Server).grantBudgets},
 
-		{method: "POST", path: "/v1/jobs", roles: operators, summary: "Submit a job (manifest and module): admitted and queued, in review, or rejected with every violation", body: "Submission", resp: "Job", status: 201, handle: (*Server).submitJob},
+		{method: "POST", path: "/v1/modules", roles: operators, summary: "Upload a job module (the WebAssembly bytes as the body), checked and stored once; submissions then name it by module_sha256", body: "Module", resp: "ModuleInfo", status: 201, handle: (*Server).uploadModule},
+		{method: "POST", path: "/v1/jobs", roles: operators, summary: "Submit a job (manifest, and module or module_sha256): admitted and queued, in review, or rejected with every violation", body: "Submission", resp: "Job", status: 201, handle: (*Server).submitJob},
 		{method: "POST", path: "/v1/jobs/dry-run", roles: operators, summary: "What a submission would get, without recording anything", body: "Submission", resp: "Decision", handle: (*Server).dryRun},
 		{method: "GET", path: "/v1/jobs", roles: supervised, summary: "Jobs (an operator: its own)", query: []param{{"state", "string", "only jobs in this state"}, {"grant", "string", "only jobs of this grant"}}, resp: "JobList", handle: (*Server).listJobs},
 		{method: "GET", path: "/v1/jobs/{id}", roles: supervised, summary: "A job's status; with wait and state, a long poll until it leaves that state", query: []param{{"wait", "string", "longest wait, a Go duration up to 60s"}, {"state", "string", "the state the caller saw last"}}, resp: "Job", handle: (*Server).getJob},

@@ -19,6 +19,7 @@ type Scheduler struct {
 	ring    []string            // operators in the order they first queued
 	next    int                 // ring position to serve next
 	held    map[string]bool     // queued or running
+	active  map[string]bool     // taken by a worker
 	running int
 	wake    chan struct{}
 	closed  bool
@@ -31,7 +32,7 @@ func NewScheduler(workers int, run func(ctx context.Context, id string)) *Schedu
 	if workers < 1 {
 		workers = 1
 	}
-	return &Scheduler{run: run, workers: workers, queues: map[string][]string{}, held: map[string]bool{}, wake: make(chan struct{}, 1)}
+	return &Scheduler{run: run, workers: workers, queues: map[string][]string{}, held: map[string]bool{}, active: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
 // Start starts the workers; they stop when ctx ends (a running job sees
@@ -114,6 +115,14 @@ func (s *Scheduler) Position(id string) int {
 	}
 }
 
+// Taken reports whether a worker has taken job id (it is starting or
+// running).
+func (s *Scheduler) Taken(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active[id]
+}
+
 // Stats returns the queued and running counts.
 func (s *Scheduler) Stats() (queued, running int) {
 	s.mu.Lock()
@@ -142,6 +151,7 @@ func (s *Scheduler) take() (string, bool) {
 			s.queues[op] = q[1:]
 			s.next = (i + 1) % len(s.ring)
 			s.running++
+			s.active[q[0]] = true
 			return q[0], true
 		}
 	}
@@ -151,6 +161,7 @@ func (s *Scheduler) take() (string, bool) {
 func (s *Scheduler) done(id string) {
 	s.mu.Lock()
 	delete(s.held, id)
+	delete(s.active, id)
 	s.running--
 	s.mu.Unlock()
 }

@@ -49,6 +49,10 @@ type Options struct {
 	Prices *report.Prices
 	// Logger receives the service log; nil means slog.Default().
 	Logger *slog.Logger
+	// LedgerVerifyEvery is how often the whole ledger is verified again
+	// in the background; between, reports extend the verified view with
+	// the new entries only.
+	LedgerVerifyEvery time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -74,6 +78,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.LedgerVerifyEvery <= 0 {
+		o.LedgerVerifyEvery = DefaultLedgerVerifyEvery
+	}
 	return o
 }
 
@@ -87,6 +94,7 @@ type Server struct {
 	tokens  *Tokens
 	sched   *Scheduler
 	modules *modules
+	ledger  *ledgerView
 	hub     *hub
 	metrics *metrics
 	mux     *http.ServeMux
@@ -95,6 +103,7 @@ type Server struct {
 
 	runCtx    context.Context
 	stopRuns  context.CancelFunc
+	bg        sync.WaitGroup // background verification
 	closeOnce sync.Once
 }
 
@@ -126,11 +135,23 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	for _, prep := range []func(context.Context) error{st.PrepareModules, st.IndexLedgerSubjects} {
+		if err := prep(ctx); err != nil {
+			eng.Close(ctx)
+			toks.Close()
+			st.Close()
+			return nil, err
+		}
+	}
 	s := &Server{
 		opt: opt, log: opt.Logger, st: st, eng: eng, tokens: toks, hub: newHub(), metrics: newMetrics(),
 		runner: jobs.NewRunner(st, eng, jobs.NewConfig().WithDeadline(opt.JobDeadline).WithDataDir(opt.DataDir)),
 	}
-	s.modules = newModules(eng)
+	s.modules = newModules(eng, 4*opt.MaxModuleBytes)
+	s.ledger = newLedgerView(st, s.log.Error)
+	// A ledger that does not verify does not stop the service: the
+	// reports that rest on it answer ledger_failure until it verifies.
+	s.ledger.verifyAll(ctx)
 	s.runCtx, s.stopRuns = context.WithCancel(context.WithoutCancel(ctx))
 	s.sched = NewScheduler(opt.Workers, s.execute)
 	s.routes()
@@ -181,8 +202,16 @@ func (s *Server) execute(ctx context.Context, id string) {
 	s.hub.notify(id)
 }
 
-// Start starts the scheduler's workers.
-func (s *Server) Start() { s.sched.Start(s.runCtx) }
+// Start starts the scheduler's workers and the periodic verification of
+// the whole ledger.
+func (s *Server) Start() {
+	s.sched.Start(s.runCtx)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.ledger.run(s.runCtx, s.opt.LedgerVerifyEvery)
+	}()
+}
 
 // Handler is the API.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
@@ -200,6 +229,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopRuns()
 		s.sched.Stop()
+		s.bg.Wait()
 		s.modules.close(context.Background())
 		err = errors.Join(s.eng.Close(context.Background()), s.tokens.Close(), s.st.Close())
 	})

@@ -3,7 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -11,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,10 +23,21 @@ const maxResponse = 256 << 20
 
 // Client calls one Cove server. Safe for concurrent use.
 type Client struct {
-	base  *url.URL
-	token string
-	hc    *http.Client
-	poll  time.Duration
+	base   *url.URL
+	token  string
+	hc     *http.Client
+	poll   time.Duration
+	inline bool // send modules inside submissions, never upload them
+
+	mu        sync.Mutex
+	uploaded  map[[32]byte]*upload // by module sha256
+	noUploads bool                 // the server has no POST /v1/modules
+}
+
+// upload is one module's upload, shared by the submissions that wait for it.
+type upload struct {
+	done chan struct{}
+	err  error
 }
 
 // Option configures a Client.
@@ -37,13 +52,17 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc
 // WithPollWait sets how long one long poll of a wait may last (default 30 s).
 func WithPollWait(d time.Duration) Option { return func(c *Client) { c.poll = d } }
 
+// WithInlineModules sends each submission's module with it instead of
+// uploading it once and naming it by hash.
+func WithInlineModules() Option { return func(c *Client) { c.inline = true } }
+
 // New returns a client of the server at baseURL ("https://host:port").
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("client: server URL %q must be http(s)://host[:port]", baseURL)
 	}
-	c := &Client{base: u, hc: http.DefaultClient, poll: 30 * time.Second}
+	c := &Client{base: u, hc: http.DefaultClient, poll: 30 * time.Second, uploaded: map[[32]byte]*upload{}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -79,6 +98,10 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return nil, err
+	}
+	if pl, ok := body.(*payload); ok {
+		req.ContentLength = pl.n
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(pl.fresh()), nil }
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -189,51 +212,180 @@ func (c *Client) Budgets(ctx context.Context, grant string) ([]Budget, error) {
 	return out, c.get(ctx, "/v1/grants/"+esc(grant)+"/budgets", nil, &out)
 }
 
-func multipartBody(sub Submission) (io.Reader, string, error) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	if sub.ID != "" {
-		if err := mw.WriteField("id", sub.ID); err != nil {
-			return nil, "", err
-		}
-	}
-	for _, p := range []struct {
-		name, file string
-		b          []byte
-	}{{"manifest", "manifest.yaml", sub.Manifest}, {"module", "job.wasm", sub.Module}} {
-		w, err := mw.CreateFormFile(p.name, p.file)
-		if err != nil {
-			return nil, "", err
-		}
-		if _, err := w.Write(p.b); err != nil {
-			return nil, "", err
-		}
-	}
-	if err := mw.Close(); err != nil {
-		return nil, "", err
-	}
-	return &buf, mw.FormDataContentType(), nil
+// UploadModule uploads a job module (operator): the server checks that it
+// compiles and keeps it, and submissions name it by the sha256 returned.
+// Uploading the same module again is harmless. Submit uploads a
+// submission's module by itself, once per Client.
+func (c *Client) UploadModule(ctx context.Context, module []byte) (ModuleInfo, error) {
+	var m ModuleInfo
+	return m, c.do(ctx, http.MethodPost, "/v1/modules", nil, bytes.NewReader(module), "application/wasm", &m)
 }
+
+// ensureUploaded uploads module, whose sha256 is sum, once per client
+// (concurrent submissions of it wait for one upload). It returns
+// errNoUploads when the server takes no uploads.
+func (c *Client) ensureUploaded(ctx context.Context, module []byte, sum [32]byte) error {
+	for {
+		c.mu.Lock()
+		if c.noUploads {
+			c.mu.Unlock()
+			return errNoUploads
+		}
+		u, ok := c.uploaded[sum]
+		if !ok {
+			u = &upload{done: make(chan struct{})}
+			c.uploaded[sum] = u
+			c.mu.Unlock()
+			_, u.err = c.UploadModule(ctx, module)
+			c.mu.Lock()
+			var ae *Error
+			if errors.As(u.err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed) {
+				c.noUploads, u.err = true, errNoUploads // a server of before uploads
+			}
+			if u.err != nil {
+				delete(c.uploaded, sum) // the next submission tries again
+			}
+			c.mu.Unlock()
+			close(u.done)
+			return u.err
+		}
+		c.mu.Unlock()
+		select {
+		case <-u.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if u.err == nil {
+			return nil
+		}
+		// The upload this call waited for failed (perhaps for its caller's
+		// context): try again.
+		if errors.Is(u.err, errNoUploads) {
+			return u.err
+		}
+		var ae *Error
+		if errors.As(u.err, &ae) {
+			return u.err // the server refused the module itself
+		}
+	}
+}
+
+var errNoUploads = errors.New("client: the server takes no module uploads")
+
+// forget drops a module from the uploaded ones (the server does not know it).
+func (c *Client) forget(sum [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u, ok := c.uploaded[sum]; ok {
+		select {
+		case <-u.done:
+			delete(c.uploaded, sum)
+		default:
+		}
+	}
+}
+
+// submitRef is a submission naming an uploaded module.
+type submitRef struct {
+	ID           string `json:"id,omitempty"`
+	Manifest     string `json:"manifest"`
+	ModuleSHA256 string `json:"module_sha256"`
+}
+
+// submit posts a submission to path: by reference to an uploaded module
+// when it can, else with the module inline.
+func (c *Client) submit(ctx context.Context, path string, sub Submission, out any) error {
+	ref := submitRef{ID: sub.ID, Manifest: string(sub.Manifest), ModuleSHA256: sub.ModuleSHA256}
+	if sub.Module == nil || c.inline {
+		if sub.Module == nil && ref.ModuleSHA256 != "" {
+			return c.post(ctx, path, ref, out)
+		}
+		body, ct := multipartBody(sub)
+		return c.do(ctx, http.MethodPost, path, nil, body, ct, out)
+	}
+	sum := sha256.Sum256(sub.Module)
+	ref.ModuleSHA256 = hex.EncodeToString(sum[:])
+	for attempt := 0; ; attempt++ {
+		err := c.ensureUploaded(ctx, sub.Module, sum)
+		if errors.Is(err, errNoUploads) {
+			body, ct := multipartBody(sub)
+			return c.do(ctx, http.MethodPost, path, nil, body, ct, out)
+		}
+		if err != nil {
+			return err
+		}
+		err = c.post(ctx, path, ref, out)
+		var ae *Error
+		if attempt == 0 && errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code == "not_found" {
+			// The server lost the upload (another data directory): once more.
+			c.forget(sum)
+			continue
+		}
+		return err
+	}
+}
+
+// multipartBody frames a submission as multipart/form-data without copying
+// the module: it is the last part, sent from the caller's slice.
+func multipartBody(sub Submission) (*payload, string) {
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	if sub.ID != "" {
+		mw.WriteField("id", sub.ID) // writes to a bytes.Buffer do not fail
+	}
+	w, _ := mw.CreateFormFile("manifest", "manifest.yaml")
+	w.Write(sub.Manifest)
+	if sub.Module == nil {
+		mw.WriteField("module_sha256", sub.ModuleSHA256)
+		mw.Close()
+		return newPayload(head.Bytes()), mw.FormDataContentType()
+	}
+	mw.CreateFormFile("module", "job.wasm")
+	pre := bytes.Clone(head.Bytes())
+	head.Reset()
+	mw.Close()
+	return newPayload(pre, sub.Module, head.Bytes()), mw.FormDataContentType()
+}
+
+// payload is a request body of byte slices sent in turn, none copied.
+type payload struct {
+	parts [][]byte
+	n     int64
+	r     io.Reader
+}
+
+func newPayload(parts ...[]byte) *payload {
+	p := &payload{parts: parts}
+	for _, b := range parts {
+		p.n += int64(len(b))
+	}
+	p.r = p.fresh()
+	return p
+}
+
+func (p *payload) fresh() io.Reader {
+	rs := make([]io.Reader, len(p.parts))
+	for i, b := range p.parts {
+		rs[i] = bytes.NewReader(b)
+	}
+	return io.MultiReader(rs...)
+}
+
+func (p *payload) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 // Submit submits a job (operator). A rejected job is an *Error whose
 // Violations list every reason and whose Job is the rejected job's id.
+// The module is uploaded once per Client and then named by its hash; a
+// server without uploads gets it inline.
 func (c *Client) Submit(ctx context.Context, sub Submission) (Job, error) {
-	body, ct, err := multipartBody(sub)
-	if err != nil {
-		return Job{}, err
-	}
 	var j Job
-	return j, c.do(ctx, http.MethodPost, "/v1/jobs", nil, body, ct, &j)
+	return j, c.submit(ctx, "/v1/jobs", sub, &j)
 }
 
 // DryRun answers what Submit would, recording nothing.
 func (c *Client) DryRun(ctx context.Context, sub Submission) (Decision, error) {
-	body, ct, err := multipartBody(sub)
-	if err != nil {
-		return Decision{}, err
-	}
 	var d Decision
-	return d, c.do(ctx, http.MethodPost, "/v1/jobs/dry-run", nil, body, ct, &d)
+	return d, c.submit(ctx, "/v1/jobs/dry-run", sub, &d)
 }
 
 // Jobs lists the jobs the caller may see.

@@ -111,7 +111,18 @@ type Submission struct {
 	// again returns the stored job. Empty: the server picks one.
 	ID       string
 	Manifest []byte // YAML or JSON
-	Module   []byte // WebAssembly
+	// Module is the job's WebAssembly. The client uploads it once (see
+	// UploadModule) and names it by hash in this and later submissions.
+	Module []byte
+	// ModuleSHA256 names a module uploaded before (lowercase hex), instead
+	// of Module.
+	ModuleSHA256 string
+}
+
+// ModuleInfo is an uploaded module.
+type ModuleInfo struct {
+	SHA256 string `json:"sha256"` // lowercase hex: what a submission names it by
+	Size   int64  `json:"size"`
 }
 
 // Decision is admission's route for a job.
