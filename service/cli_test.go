@@ -90,6 +90,14 @@ func TestEndToEndCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(cove(opTok, "job", "submit", "-manifest", aqM, "-module", aqW, "-wait", "-output", "json")), &rel); err != nil || len(rel.Outputs) != 1 {
 		t.Fatalf("air-quality release: %+v %v", rel, err)
 	}
+	// Uploaded once, then named by hash.
+	var mod client.ModuleInfo
+	if err := json.Unmarshal([]byte(cove(opTok, "job", "upload", "-module", aqW, "-output", "json")), &mod); err != nil || len(mod.SHA256) != 64 {
+		t.Fatalf("job upload: %+v %v", mod, err)
+	}
+	if err := json.Unmarshal([]byte(cove(opTok, "job", "submit", "-manifest", aqM, "-module-sha256", mod.SHA256, "-wait", "-output", "json")), &rel); err != nil || len(rel.Outputs) != 1 {
+		t.Fatalf("air-quality release by module hash: %+v %v", rel, err)
+	}
 	// The Adult job waits for review; the authority approves it by CLI.
 	var j client.Job
 	json.Unmarshal([]byte(cove(opTok, "job", "submit", "-manifest", adM, "-module", adW, "-output", "json")), &j)
@@ -140,7 +148,7 @@ func TestEndToEndCLI(t *testing.T) {
 	if s := cove(opTok, "statement", "-server", url); !strings.Contains(s, operatorA) {
 		t.Fatalf("statement:\n%s", s)
 	}
-	if r := cove("", "report", "-server", url); !strings.Contains(r, "disclosure: 1 grants, 4 products") {
+	if r := cove("", "report", "-server", url); !strings.Contains(r, "disclosure: 1 grants, 5 products") {
 		t.Fatalf("report:\n%s", r)
 	}
 	cove("", "report", "-server", url, "-html", filepath.Join(tmp, "disclosure.html"))

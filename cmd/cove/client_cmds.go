@@ -31,7 +31,8 @@ import (
 const clientUsage = `over the API (-server URL or $COVE_SERVER, -token T or $COVE_TOKEN, -output table|json|csv):
   cove dataset list | get NAME | register -file DATASET.json | usage NAME
   cove grant list | get ID | create -file GRANT.json | revoke ID -reason TEXT | budget ID   (with -server)
-  cove job submit -manifest FILE -module FILE [-id ID] [-wait] | submit-dir DIR [-parallel N] [-out DIR]
+  cove job submit -manifest FILE (-module FILE | -module-sha256 HEX) [-id ID] [-wait] | submit-dir DIR [-parallel N] [-out DIR]
+  cove job upload -module FILE   (prints the sha256 that submissions may name instead of sending the module)
   cove job status ID | wait ID | events ID | release ID | cancel ID [-reason TEXT] | list [-state S] | dry-run -manifest F -module F
   cove job run -mock -manifest FILE -module FILE [-rows N] [-seed N] [-dataset-file DATASET.json]
   cove review list | approve ID -reason TEXT | reject ID -reason TEXT             (with -server)
@@ -372,13 +373,19 @@ func jobRows(js []client.Job) [][]string {
 
 var jobHeader = []string{"id", "operator", "dataset", "state", "ε", "created", "reason"}
 
-func readSubmission(manifest, module, id string) (client.Submission, error) {
-	if manifest == "" || module == "" {
-		return client.Submission{}, fmt.Errorf("%w: give -manifest FILE and -module FILE", cove.ErrInvalid)
+// readSubmission reads a job's manifest and its module, or names a module
+// uploaded before by its sha256. The SDK uploads a module once per run of
+// the command, however many jobs carry it (submit-dir).
+func readSubmission(manifest, module, moduleSHA256, id string) (client.Submission, error) {
+	if manifest == "" || (module == "") == (moduleSHA256 == "") {
+		return client.Submission{}, fmt.Errorf("%w: give -manifest FILE and either -module FILE or -module-sha256 HEX", cove.ErrInvalid)
 	}
 	m, err := os.ReadFile(manifest)
 	if err != nil {
 		return client.Submission{}, err
+	}
+	if moduleSHA256 != "" {
+		return client.Submission{ID: id, Manifest: m, ModuleSHA256: moduleSHA256}, nil
 	}
 	w, err := os.ReadFile(module)
 	if err != nil {
@@ -391,6 +398,7 @@ func jobRemote(ctx context.Context, sub string, args []string, out io.Writer) er
 	k := newCLI("job "+sub, out)
 	manifest := k.fs.String("manifest", "", "job manifest (YAML or JSON)")
 	module := k.fs.String("module", "", "job module (WebAssembly)")
+	moduleSHA := k.fs.String("module-sha256", "", "sha256 of a module uploaded before (cove job upload), instead of -module")
 	id := k.fs.String("id", "", "job id: an idempotency key")
 	wait := k.fs.Bool("wait", false, "wait for the job's end (submit)")
 	state := k.fs.String("state", "", "only jobs in this state (list)")
@@ -414,7 +422,7 @@ func jobRemote(ctx context.Context, sub string, args []string, out io.Writer) er
 	}
 	switch sub {
 	case "submit":
-		s, err := readSubmission(*manifest, *module, *id)
+		s, err := readSubmission(*manifest, *module, *moduleSHA, *id)
 		if err != nil {
 			return err
 		}
@@ -427,7 +435,7 @@ func jobRemote(ctx context.Context, sub string, args []string, out io.Writer) er
 		}
 		return k.emit(j, jobHeader, jobRows([]client.Job{j}))
 	case "dry-run":
-		s, err := readSubmission(*manifest, *module, "")
+		s, err := readSubmission(*manifest, *module, *moduleSHA, "")
 		if err != nil {
 			return err
 		}
@@ -436,6 +444,19 @@ func jobRemote(ctx context.Context, sub string, args []string, out io.Writer) er
 			return err
 		}
 		return k.emit(d, []string{"admissible", "review", "flags"}, [][]string{{"yes", strconv.FormatBool(d.Review), strings.Join(d.Flags, "; ")}})
+	case "upload":
+		if *module == "" {
+			return fmt.Errorf("%w: give -module FILE", cove.ErrInvalid)
+		}
+		w, err := os.ReadFile(*module)
+		if err != nil {
+			return err
+		}
+		info, err := k.c.UploadModule(ctx, w)
+		if err != nil {
+			return err
+		}
+		return k.emit(info, []string{"sha256", "size"}, [][]string{{info.SHA256, strconv.FormatInt(info.Size, 10)}})
 	case "list":
 		js, err := k.c.Jobs(ctx, client.JobFilter{State: *state})
 		if err != nil {
@@ -711,7 +732,7 @@ func dirSubmission(dir string) (client.Submission, error) {
 		return client.Submission{}, fmt.Errorf("%w: %s needs a manifest.yaml (or .yml, .json) and exactly one .wasm", cove.ErrInvalid, dir)
 	}
 	module = mods[0]
-	return readSubmission(manifest, module, "")
+	return readSubmission(manifest, module, "", "")
 }
 
 // mockRun runs a job locally on mock data of its dataset, whose catalog
@@ -720,7 +741,7 @@ func mockRun(ctx context.Context, k *cli, useMock bool, manifest, module, datase
 	if !useMock {
 		return fmt.Errorf("%w: cove job run runs only on mock data: give -mock (submit real jobs with cove job submit)", cove.ErrInvalid)
 	}
-	s, err := readSubmission(manifest, module, "")
+	s, err := readSubmission(manifest, module, "", "")
 	if err != nil {
 		return err
 	}
