@@ -98,7 +98,9 @@ func TestStatements(t *testing.T) {
 	}
 	acme, lab := sts[0], sts[1]
 	// acme (industry): j3 released, j4 failed but ran: both charged in full.
-	full := func(rows float64, eps float64) float64 { return p.PerJob + p.PerMillionRows*rows + p.PerGuestCPUHour*0.01 + p.PerEpsilon*eps }
+	full := func(rows float64, eps float64) float64 {
+		return p.PerJob + p.PerMillionRows*rows + p.PerGuestCPUHour*0.01 + p.PerEpsilon*eps
+	}
 	if want := full(4, 0.5) + full(1, 0); acme.Operator != "acme" || acme.Jobs != 2 || abs(acme.Total-want) > 0.011 {
 		t.Errorf("acme %+v, want total %.2f", acme, want)
 	}

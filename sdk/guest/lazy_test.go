@@ -5,7 +5,6 @@ import (
 	"testing"
 )
 
-
 func runBoth(t *testing.T, h Handler, cols ...LocalColumn) (lazy, eager []Contribution) {
 	t.Helper()
 	var err error
