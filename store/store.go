@@ -91,6 +91,11 @@ func (s *Store) update(ctx context.Context, fn func(*tx) error) error {
 	t := &tx{Tx: sqlTx, now: s.now(), lg: s.lg}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
+		if cove.Code(err) == "internal" {
+			// A storage failure (disk full, I/O error): the state change and
+			// its ledger entry were rolled back together.
+			return fmt.Errorf("%w: storage failed, nothing was recorded: %v", cove.ErrLedger, err)
+		}
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
