@@ -11,6 +11,26 @@
 // submitted as multipart/form-data (parts "manifest" and "module") or as
 // JSON with the module in base64. Every body has a size limit.
 //
+// # Modules
+//
+// An operator uploads a module once (POST /v1/modules, the raw bytes) and
+// names it by its sha256 in later submissions ("module_sha256"), which are
+// then a few hundred bytes of JSON: the SDK does this by itself. A module is
+// streamed once, hashed on the way, compiled once per hash and stored once
+// whoever uploads it; an upload is its operator's own (another operator
+// naming it gets not_found). At most maxModuleReads bodies that may carry a
+// module are read at once, into reused buffers, which bounds the memory of
+// modules in transit whatever the number of clients.
+//
+// # Ledger
+//
+// Reports (disclosure, statements, usage) rest on the ledger as verified:
+// wholly at start and every Options.LedgerVerifyEvery, and between, each
+// new entry, tree hash and checkpoint as a report reads them; the entries a
+// report folds are checked against the verified tree. The public
+// disclosure is folded at most once a second. A verification failure makes
+// those reports answer ledger_failure until a whole verification passes.
+//
 // # Roles and tokens
 //
 // A request carries "Authorization: Bearer <token>". Tokens are issued by

@@ -340,8 +340,12 @@ func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request, p princi
 		return sub, done, err
 	}
 	l := s.limits()
+	release, err := s.moduleSlot(r)
+	if err != nil {
+		return sub, done, err
+	}
 	buf := getScratch()
-	done = func() { putScratch(buf, l.MaxModuleBytes) }
+	done = func() { putScratch(buf, l.MaxModuleBytes); release() }
 	if mt == "multipart/form-data" {
 		presize(buf, r.ContentLength, l.MaxModuleBytes)
 	}
@@ -359,6 +363,26 @@ func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request, p princi
 	// Compile before anything is recorded: a module that cannot run must
 	// not reserve budget. Compilation is cached by module hash.
 	return sub, done, s.modules.check(r.Context(), sub.sum, sub.module)
+}
+
+// maxModuleReads bounds the request bodies that may carry a module read at
+// once: memory for modules in transit is bounded by it, whatever the number
+// of clients. A body that cannot hold one (a submission by hash) needs no
+// slot.
+const maxModuleReads = 4
+
+// moduleSlot waits for a slot to read r's body in, if the body may carry a
+// module, and returns its release.
+func (s *Server) moduleSlot(r *http.Request) (func(), error) {
+	if r.ContentLength >= 0 && r.ContentLength <= 2*jobs.MaxManifestBytes+64<<10 {
+		return func() {}, nil
+	}
+	select {
+	case s.moduleReads <- struct{}{}:
+		return func() { <-s.moduleReads }, nil
+	case <-r.Context().Done():
+		return nil, fmt.Errorf("%w: request ended while waiting to be read", cove.ErrCancelled)
+	}
 }
 
 // uploaded returns the module of this sha256 that the operator uploaded.
@@ -403,6 +427,11 @@ func (s *Server) uploadModule(w http.ResponseWriter, r *http.Request, p principa
 	if r.ContentLength > max {
 		return fmt.Errorf("%w: module over %d bytes", cove.ErrLimit, max)
 	}
+	release, err := s.moduleSlot(r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	buf := getScratch()
 	defer putScratch(buf, max)
 	presize(buf, r.ContentLength, max)

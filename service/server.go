@@ -95,9 +95,12 @@ type Server struct {
 	sched   *Scheduler
 	modules *modules
 	ledger  *ledgerView
-	hub     *hub
-	metrics *metrics
-	mux     *http.ServeMux
+	// moduleReads holds a slot per request body being read that may
+	// carry a module (maxModuleReads).
+	moduleReads chan struct{}
+	hub         *hub
+	metrics     *metrics
+	mux         *http.ServeMux
 	// registered lists the patterns given to mux, for the OpenAPI test.
 	registered []string
 
@@ -148,6 +151,7 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 		runner: jobs.NewRunner(st, eng, jobs.NewConfig().WithDeadline(opt.JobDeadline).WithDataDir(opt.DataDir)),
 	}
 	s.modules = newModules(eng, 4*opt.MaxModuleBytes)
+	s.moduleReads = make(chan struct{}, maxModuleReads)
 	s.ledger = newLedgerView(st, s.log.Error)
 	// A ledger that does not verify does not stop the service: the
 	// reports that rest on it answer ledger_failure until it verifies.
