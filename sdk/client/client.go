@@ -441,6 +441,16 @@ func (c *Client) Release(ctx context.Context, id string) (*Release, error) {
 // review is waited for too: bound the wait with ctx.
 func (c *Client) Wait(ctx context.Context, id string, progress func(Job)) (Job, error) {
 	j, err := c.Job(ctx, id)
+	if err != nil {
+		return j, err
+	}
+	return c.wait(ctx, j, progress)
+}
+
+// wait is Wait from a job as last seen.
+func (c *Client) wait(ctx context.Context, j Job, progress func(Job)) (Job, error) {
+	id := j.ID
+	var err error
 	for err == nil {
 		if progress != nil {
 			progress(j)
@@ -463,7 +473,8 @@ func (c *Client) SubmitAndWait(ctx context.Context, sub Submission, progress fun
 	if err != nil {
 		return nil, err
 	}
-	if j, err = c.Wait(ctx, j.ID, progress); err != nil {
+	// The submission's answer is the job's first state: no need to ask.
+	if j, err = c.wait(ctx, j, progress); err != nil {
 		return nil, err
 	}
 	if j.State != StateReleased {

@@ -47,6 +47,7 @@ func ExampleClient_SubmitAndWait() {
 	row, _ := out.Get("Dongsi", "2015")
 	fmt.Printf("%s Dongsi 2015: %.1f (σ %.1f)\n", out.Aggregate, row.Value, row.NoiseStdDev)
 	// Output:
+	// job job-1 admitted
 	// job job-1 released
 	// mean Dongsi 2015: 85.2 (σ 0.4)
 }
