@@ -42,9 +42,9 @@ func TestBadRequests(t *testing.T) {
 	badPartCT, badPartBody := multi(map[string][]byte{"manifest": aq.Manifest, "module": aq.Module, "extra": []byte("x")})
 	noModCT, noModBody := multi(map[string][]byte{"manifest": aq.Manifest})
 	junkCT, junkBody := multi(map[string][]byte{"manifest": aq.Manifest, "module": []byte("not wasm at all")})
-	// A module only operator B uploaded: operator A may not name it.
-	adult := examples.Adult()
-	bMod, err := e.client(t, "operator-b").UploadModule(context.Background(), adult.Module)
+	// A module only operator B uploaded (A submits it inline below, which
+	// is no upload): operator A may not name it.
+	bMod, err := e.client(t, "operator-b").UploadModule(context.Background(), aq.Module)
 	if err != nil {
 		t.Fatal(err)
 	}
