@@ -156,7 +156,7 @@ type heInput struct {
 
 // executeHE runs an HE job: guest over the public columns, weights per
 // group, encrypted aggregate, noise, approval, shares, release.
-func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, module []byte) (*Release, Metering, error) {
+func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, module moduleBytes) (*Release, Metering, error) {
 	start := time.Now()
 	meter := Metering{Epsilon: job.Epsilon}
 	defer func() { meter.WallSeconds = round100ms(time.Since(start)) }()
@@ -281,7 +281,7 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 // heWeights runs the guest over the public columns and returns, per output,
 // the weight of each row in each group (groups × rows). A row contributes
 // at most once per group and to at most max_partitions groups.
-func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, module []byte, d policy.Dataset, rows int, meter *Metering) ([][][]float64, error) {
+func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, module moduleBytes, d policy.Dataset, rows int, meter *Metering) ([][][]float64, error) {
 	specs := m.Specs()
 	weights := make([][][]float64, len(specs))
 	set := make([][][]bool, len(specs))

@@ -27,9 +27,16 @@ type cachedModule struct {
 	lastUsed uint64
 }
 
-// get returns the compiled module of bin (whose sha256 is hash) and a
-// function to call when done with it.
-func (c *moduleCache) get(ctx context.Context, eng wasm.Runtime, hash string, bin []byte) (wasm.Module, func(), error) {
+// moduleBytes reads a module's bytes: only on a cache miss, since a 2 MB
+// module read from the store costs more than starting its guest.
+type moduleBytes func() ([]byte, error)
+
+// inline is the moduleBytes of bytes at hand.
+func inline(b []byte) moduleBytes { return func() ([]byte, error) { return b, nil } }
+
+// get returns the compiled module whose sha256 is hash, compiling what load
+// reads if it is not cached, and a function to call when done with it.
+func (c *moduleCache) get(ctx context.Context, eng wasm.Runtime, hash string, load moduleBytes) (wasm.Module, func(), error) {
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]*cachedModule{}
@@ -40,6 +47,10 @@ func (c *moduleCache) get(ctx context.Context, eng wasm.Runtime, hash string, bi
 		return e.mod, c.release(hash), nil
 	}
 	c.mu.Unlock()
+	bin, err := load()
+	if err != nil {
+		return nil, nil, err
+	}
 	// Compile outside the lock: another job may compile the same module at
 	// the same time; the first to finish is kept.
 	mod, err := eng.Compile(ctx, bin)

@@ -82,6 +82,10 @@ type Submission struct {
 	Operator string
 	Manifest []byte
 	Module   []byte
+	// ModuleSHA256, when set, is the module's hash, computed by a trusted
+	// caller (the service hashes uploads as it reads them). With Module nil
+	// it names a module the store already holds.
+	ModuleSHA256 string
 }
 
 // Release is what an operator receives: the enclave's output per declared
@@ -157,9 +161,19 @@ func (r *Runner) Submit(ctx context.Context, sub Submission) (store.Job, error) 
 	if sub.ID == "" {
 		sub.ID = newJobID()
 	}
+	switch {
+	case sub.ModuleSHA256 == "":
+		sub.ModuleSHA256 = sha(sub.Module)
+	case sub.Module == nil:
+		if ok, err := r.store.ModuleStored(ctx, sub.ModuleSHA256); err != nil {
+			return store.Job{}, err
+		} else if !ok {
+			return store.Job{}, fmt.Errorf("%w: module %s", cove.ErrNotFound, sub.ModuleSHA256)
+		}
+	}
 	job := store.Job{
 		ID: sub.ID, Operator: sub.Operator, Grant: m.lit.Grant, Dataset: m.lit.Dataset,
-		Epsilon: m.Epsilon(), Delta: m.Delta(), ManifestSHA256: sha(sub.Manifest), ModuleSHA256: sha(sub.Module),
+		Epsilon: m.Epsilon(), Delta: m.Delta(), ManifestSHA256: sha(sub.Manifest), ModuleSHA256: sub.ModuleSHA256,
 		ShapeSHA256: m.shape(),
 	}
 	if err := r.store.SubmitJob(ctx, store.Submission{Job: job, Manifest: sub.Manifest, Module: sub.Module}); err != nil {
@@ -184,7 +198,7 @@ func (r *Runner) DryRun(ctx context.Context, sub Submission) (policy.Decision, e
 	}
 	// Compiled through the runner's cache: a job submitted after its dry run
 	// does not compile again.
-	_, done, err := r.modules.get(ctx, r.engine, sha(sub.Module), sub.Module)
+	_, done, err := r.modules.get(ctx, r.engine, sha(sub.Module), inline(sub.Module))
 	if err != nil {
 		return policy.Decision{}, err
 	}
@@ -251,10 +265,11 @@ func (r *Runner) Execute(ctx context.Context, id string) (*Release, error) {
 	default:
 		return nil, fmt.Errorf("%w: job %s ended %s: %s", cove.ErrExists, id, job.State, job.Reason)
 	}
-	manifest, module, err := r.store.JobInput(ctx, id)
+	manifest, err := r.store.JobManifest(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	module := moduleBytes(func() ([]byte, error) { return r.store.Module(ctx, job.ModuleSHA256) })
 	m, err := ParseManifest(manifest)
 	if err != nil {
 		return nil, err
@@ -362,7 +377,7 @@ func (r *Runner) stop(ids []string, cause error) {
 	}
 }
 
-func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module []byte) (*Release, Metering, error) {
+func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module moduleBytes) (*Release, Metering, error) {
 	start := time.Now()
 	meter := Metering{Epsilon: job.Epsilon}
 	defer func() { meter.WallSeconds = round100ms(time.Since(start)) }()

@@ -470,7 +470,13 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, p principal) 
 	if _, err := s.st.Job(r.Context(), req.ID); err == nil {
 		fresh = false
 	}
-	j, err := s.runner.Submit(r.Context(), jobs.Submission{ID: req.ID, Operator: p.Subject, Manifest: []byte(req.Manifest), Module: req.module})
+	// The hash is known: the runner need not hash the module again, nor
+	// store it again when it was uploaded.
+	sub := jobs.Submission{ID: req.ID, Operator: p.Subject, Manifest: []byte(req.Manifest), Module: req.module, ModuleSHA256: hexSum(req.sum)}
+	if req.ModuleSHA256 != "" {
+		sub.Module = nil
+	}
+	j, err := s.runner.Submit(r.Context(), sub)
 	if err != nil {
 		var rej *policy.Rejection
 		if errors.As(err, &rej) {

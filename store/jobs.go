@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/covedata/cove"
@@ -129,8 +130,15 @@ type JobFilter struct {
 
 // Jobs lists jobs in submission order.
 func (s *Store) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs
-		WHERE (?1 = '' OR operator = ?1) AND (?2 = '' OR grant_id = ?2) ORDER BY created, id`, f.Operator, f.Grant)
+	q := `SELECT ` + jobColumns + ` FROM jobs WHERE (?1 = '' OR operator = ?1) AND (?2 = '' OR grant_id = ?2)`
+	args := []any{f.Operator, f.Grant}
+	if len(f.States) > 0 {
+		q += ` AND state IN (?` + strings.Repeat(`, ?`, len(f.States)-1) + `)`
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created, id`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -141,9 +149,7 @@ func (s *Store) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(f.States) == 0 || slices.Contains(f.States, j.State) {
-			out = append(out, j)
-		}
+		out = append(out, j)
 	}
 	return out, rows.Err()
 }
@@ -156,6 +162,23 @@ func (s *Store) JobInput(ctx context.Context, id string) (manifest, module []byt
 		return nil, nil, fmt.Errorf("%w: job %s or its module", cove.ErrNotFound, id)
 	}
 	return manifest, module, err
+}
+
+// ModuleStored reports whether the store holds the module of this sha256.
+func (s *Store) ModuleStored(ctx context.Context, sha256 string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM modules WHERE sha256 = ?`, sha256).Scan(&n)
+	return n > 0, err
+}
+
+// JobManifest returns the manifest a job was submitted with.
+func (s *Store) JobManifest(ctx context.Context, id string) ([]byte, error) {
+	var manifest []byte
+	err := s.db.QueryRowContext(ctx, `SELECT manifest FROM jobs WHERE id = ?`, id).Scan(&manifest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: job %s", cove.ErrNotFound, id)
+	}
+	return manifest, err
 }
 
 func (t *tx) setState(ctx context.Context, job string, from []string, to, reason string) error {
