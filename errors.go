@@ -23,7 +23,10 @@ var (
 	ErrDeadline = errors.New("deadline exceeded")
 	// ErrLimit: an input exceeded a configured size or count limit.
 	ErrLimit = errors.New("limit exceeded")
-	// ErrLedger: the ledger could not be written or does not verify; the action did not happen.
+	// ErrLedger: the ledger could not be written or does not verify. The
+	// action and its ledger entry stand or fall together: normally neither
+	// happened; if the commit's fsync failed and the process then crashed,
+	// SQLite's recovery may keep both. Never one without the other.
 	ErrLedger = errors.New("ledger failure")
 	// ErrPrivacy: the privacy mechanism refused the release (bad parameters, library error).
 	ErrPrivacy = errors.New("privacy mechanism refused")
