@@ -271,7 +271,7 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 		}
 		out.Column = lit.Column
 		for _, p := range s.Partitions {
-			out.Groups = append(out.Groups, splitKey(p))
+			out.Groups = append(out.Groups, strings.Split(p, KeySeparator))
 		}
 		rel.Outputs = append(rel.Outputs, o)
 	}

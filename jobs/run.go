@@ -528,30 +528,10 @@ func outputOf(er *enclave.Release, lit OutputLiteral) Output {
 		o.GroupBy = append(o.GroupBy, g.Column)
 	}
 	for _, row := range er.Rows {
-		o.Rows = append(o.Rows, Row{Key: splitKey(row.Key), Rank: row.Rank, Bucket: row.Bucket, Value: row.Value,
+		o.Rows = append(o.Rows, Row{Key: strings.Split(row.Key, KeySeparator), Rank: row.Rank, Bucket: row.Bucket, Value: row.Value,
 			NoiseStdDev: row.NoiseStdDev, CILow: row.CILow, CIHigh: row.CIHigh, NoCI: row.NoCI})
 	}
 	return o
-}
-
-func splitKey(k string) []string {
-	var parts []string
-	for {
-		i := indexSep(k)
-		if i < 0 {
-			return append(parts, k)
-		}
-		parts, k = append(parts, k[:i]), k[i+len(KeySeparator):]
-	}
-}
-
-func indexSep(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == KeySeparator[0] {
-			return i
-		}
-	}
-	return -1
 }
 
 // project keeps the first n columns: the guest's. The privacy unit columns

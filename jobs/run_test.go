@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,23 +34,12 @@ const (
 	secretValue = 31337.0
 )
 
-var (
-	guestsMu sync.Mutex
-	guests   = map[string][]byte{}
-)
-
 func guestModule(t *testing.T, name string) []byte {
 	t.Helper()
-	guestsMu.Lock()
-	defer guestsMu.Unlock()
-	if b, ok := guests[name]; ok {
-		return b
-	}
-	b, err := guestbuild.Build(context.Background(), filepath.Join("testdata", name))
+	b, err := guestbuild.Cached(context.Background(), filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	guests[name] = b
 	return b
 }
 

@@ -154,16 +154,6 @@ func (s *Store) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	return out, rows.Err()
 }
 
-// JobInput returns what is needed to run a job: its manifest and module.
-func (s *Store) JobInput(ctx context.Context, id string) (manifest, module []byte, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT j.manifest, m.body FROM jobs j JOIN modules m ON m.sha256 = j.module_sha256 WHERE j.id = ?`, id).
-		Scan(&manifest, &module)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, fmt.Errorf("%w: job %s or its module", cove.ErrNotFound, id)
-	}
-	return manifest, module, err
-}
-
 // ModuleStored reports whether the store holds the module of this sha256.
 func (s *Store) ModuleStored(ctx context.Context, sha256 string) (bool, error) {
 	var n int

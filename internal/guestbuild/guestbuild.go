@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 )
 
 // Flags are the go build flags of a guest module.
@@ -38,4 +39,30 @@ func Build(ctx context.Context, dir string) ([]byte, error) {
 		return nil, fmt.Errorf("guestbuild: go build in %s: %v\n%s", dir, err, stderr.String())
 	}
 	return os.ReadFile(target)
+}
+
+var (
+	cacheMu sync.Mutex
+	cache   = map[string][]byte{}
+)
+
+// Cached is Build, done once per directory for the life of the process:
+// test binaries build each guest once however many tests use it. Callers
+// must not modify the returned bytes.
+func Cached(ctx context.Context, dir string) ([]byte, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if b, ok := cache[abs]; ok {
+		return b, nil
+	}
+	b, err := Build(ctx, abs)
+	if err != nil {
+		return nil, err
+	}
+	cache[abs] = b
+	return b, nil
 }

@@ -62,25 +62,14 @@ func newEngine(t testing.TB, cfg Config) *Engine {
 	return e
 }
 
-var (
-	buildMu sync.Mutex
-	built   = map[string][]byte{}
-)
-
 func goGuest(t testing.TB, dir string) []byte {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if b, ok := built[dir]; ok {
-		return b
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := guestbuild.Build(ctx, dir)
+	b, err := guestbuild.Cached(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	built[dir] = b
 	return b
 }
 

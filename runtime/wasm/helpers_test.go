@@ -32,11 +32,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var (
-	buildMu sync.Mutex
-	built   = map[string][]byte{}
-)
-
 // guest builds testdata/<name> once per test binary.
 func guest(t testing.TB, name string) []byte {
 	t.Helper()
@@ -46,18 +41,12 @@ func guest(t testing.TB, name string) []byte {
 // guestAt builds the Go guest in dir once per test binary.
 func guestAt(t testing.TB, name string) []byte {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if b, ok := built[name]; ok {
-		return b
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := guestbuild.Build(ctx, name)
+	b, err := guestbuild.Cached(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	built[name] = b
 	return b
 }
 
