@@ -21,7 +21,7 @@ var allowed = map[string][]string{
 	"enclave/dpaudit":           {"", "enclave", "enclave/internal/stattest"},
 	"enclave/internal/stattest": {},
 	"internal/miniotest":        {},
-	"sdk/client":                {""},
+	"sdk/client":                {"", "enclave/he"},
 	"mock":                      {"", "jobs", "policy", "runtime/wasm", "runtime/isolate", "store", "connectors"},
 	"service":                   {"", "connectors", "jobs", "ledger", "policy", "report", "runtime/wasm", "runtime/isolate", "store", "mock", "demodata"},
 	"enclave/he/internal/wire":  {},

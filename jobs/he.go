@@ -9,14 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -421,18 +419,9 @@ func (r *Runner) releaseHE(ctx context.Context, job store.Job, s enclave.Spec, k
 	if err != nil {
 		return nil, err
 	}
-	var shares [][]byte
-	for _, p := range keys.Providers() {
-		sh, err := r.cfg.shares.Share(ctx, p, body)
-		if err != nil {
-			return nil, fmt.Errorf("%w: output %s: key holder %s gave no share: %v", cove.ErrPrivacy, s.Output, p, err)
-		}
-		sum := sha256.Sum256(sh)
-		if err := r.store.RecordHEShare(context.WithoutCancel(ctx), store.HEShare{Job: job.ID, Output: s.Output, Provider: p,
-			Ciphertext: a.Ciphertext, Session: a.Session, ShareSHA256: hex.EncodeToString(sum[:])}); err != nil {
-			return nil, err
-		}
-		shares = append(shares, sh)
+	shares, err := r.gatherShares(ctx, job, s, a, keys.Providers(), body)
+	if err != nil {
+		return nil, err
 	}
 	out, err := req.Combine(keys, shares)
 	if err != nil {
@@ -445,6 +434,63 @@ func (r *Runner) releaseHE(ctx context.Context, job store.Job, s enclave.Spec, k
 	return &HEOutput{Keys: a.Keys, Release: base64.StdEncoding.EncodeToString(b), Ciphertext: a.Ciphertext, Recipient: a.Recipient, Noise: out.Noise()}, nil
 }
 
+// selfRecording is a ShareSource that records each share in the ledger as
+// it arrives (ShareBox): the Runner does not record it again, and asks
+// every holder at once, since asking only parks the request.
+type selfRecording interface{ recordsShares() }
+
+// gatherShares asks every holder for its share of the approved release a.
+// From a source that does not record shares itself, holders are asked in
+// turn and each share is recorded (he.share) before the next is asked for;
+// the first refusal stops the rest.
+func (r *Runner) gatherShares(ctx context.Context, job store.Job, s enclave.Spec, a store.HEApproval, holders []string, body []byte) ([][]byte, error) {
+	refused := func(p string, err error) error {
+		return fmt.Errorf("%w: output %s: key holder %s gave no share: %v", cove.ErrPrivacy, s.Output, p, err)
+	}
+	if _, ok := r.cfg.shares.(selfRecording); !ok {
+		var shares [][]byte
+		for _, p := range holders {
+			sh, err := r.cfg.shares.Share(ctx, p, body)
+			if err != nil {
+				return nil, refused(p, err)
+			}
+			sum := sha256.Sum256(sh)
+			if err := r.store.RecordHEShare(context.WithoutCancel(ctx), store.HEShare{Job: job.ID, Output: s.Output, Provider: p,
+				Ciphertext: a.Ciphertext, Session: a.Session, ShareSHA256: hex.EncodeToString(sum[:])}); err != nil {
+				return nil, err
+			}
+			shares = append(shares, sh)
+		}
+		return shares, nil
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	shares := make([][]byte, len(holders))
+	errs := make([]error, len(holders))
+	var wg sync.WaitGroup
+	for i, p := range holders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if shares[i], errs[i] = r.cfg.shares.Share(gctx, p, body); errs[i] != nil {
+				cancel() // one holder refused: the release is blocked, stop asking the others
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, cove.ErrCancelled) {
+			return nil, refused(holders[i], err)
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			return nil, refused(holders[i], err)
+		}
+	}
+	return shares, nil
+}
+
 func fpOf(k *he.PublicKeys) []byte {
 	f := k.Fingerprint()
 	return f[:]
@@ -452,38 +498,13 @@ func fpOf(k *he.PublicKeys) []byte {
 
 // loadKeys reads registered collective keys from their file.
 func (r *Runner) loadKeys(ctx context.Context, fingerprint string) (*he.PublicKeys, error) {
-	reg, err := r.store.HEKeysByFingerprint(ctx, fingerprint)
-	if err != nil {
-		return nil, err
-	}
-	b, err := r.readChecked(reg.Path, reg.SHA256, "HE keys "+fingerprint)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := he.UnmarshalPublicKeys(b)
-	if err != nil {
-		return nil, err
-	}
-	if hex.EncodeToString(fpOf(keys)) != fingerprint {
-		return nil, fmt.Errorf("%w: HE keys file %s has another fingerprint", cove.ErrInvalid, reg.Path)
-	}
-	return keys, nil
+	return LoadHEKeys(ctx, r.store, r.cfg.dataDir, fingerprint)
 }
 
 // readChecked reads a file of the sandbox (relative to the data directory)
 // and checks its SHA-256.
 func (r *Runner) readChecked(path, sum, what string) ([]byte, error) {
-	if !filepath.IsAbs(path) && r.cfg.dataDir != "" {
-		path = filepath.Join(r.cfg.dataDir, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", cove.ErrNotFound, what, err)
-	}
-	if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != sum {
-		return nil, fmt.Errorf("%w: %s changed since registration", cove.ErrInvalid, what)
-	}
-	return b, nil
+	return readChecked(r.cfg.dataDir, path, sum, what)
 }
 
 // OpenHE is the operator's side: it decrypts every HE output of rel with
@@ -526,19 +547,12 @@ func OpenHE(op *he.Operator, rel *Release) (*Release, error) {
 
 // --- Key holders (providers): their directory, their side of the protocol.
 
-// A provider's directory holds its secret share and its record of shares
-// given; nothing in it ever enters the sandbox.
+// A provider's directory (he.ProviderDir) holds its secret share and its
+// record of shares given; nothing in it ever enters the sandbox.
 const (
-	providerFile  = "provider.json" // id and parameters
-	secretFile    = "secret.key"    // he.Provider.MarshalSecret, mode 0600
-	shareLogFile  = "shares.log"    // one line per key-switch share given
-	keygenPattern = "keygen-%s.share"
+	secretFile   = he.SecretFile
+	shareLogFile = he.ShareLogFile
 )
-
-type providerInfo struct {
-	ID     string           `json:"id"`
-	Params he.ParamsLiteral `json:"params"`
-}
 
 // HESetupOf turns a registered setup into the protocol's setup.
 func HESetupOf(su store.HESetup) (he.Setup, error) {
@@ -566,102 +580,12 @@ func ProviderKeygen(dir, id string, su store.HESetup) ([]byte, error) {
 	if !policy.ValidName(su.Name) {
 		return nil, fmt.Errorf("%w: HE setup name %q", cove.ErrInvalid, su.Name)
 	}
-	sharePath := filepath.Join(dir, fmt.Sprintf(keygenPattern, su.Name))
-	if b, err := os.ReadFile(sharePath); err == nil {
-		return b, nil
-	}
-	pr, err := openProvider(dir, id, setup.Params, he.ProviderOptions{})
-	if err != nil {
-		return nil, err
-	}
-	// A marker, durable before the share is drawn: a crash between the two
-	// leaves the marker and no share, and keygen for this setup is refused
-	// from then on rather than drawn again with fresh errors.
-	marker := sharePath + ".started"
-	if _, err := os.Stat(marker); err == nil {
-		return nil, fmt.Errorf("%w: provider's keygen for setup %s was interrupted; register a new setup", cove.ErrPrivacy, su.Name)
-	}
-	if err := writeDurable(marker, nil, 0o600); err != nil {
-		return nil, err
-	}
-	b, err := pr.KeygenShare(setup)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeDurable(sharePath, b, 0o644); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// openProvider loads the provider of dir, creating it (with id) if dir has
-// none yet.
-func openProvider(dir, id string, p he.Params, opts he.ProviderOptions) (*he.Provider, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	info, err := os.ReadFile(filepath.Join(dir, providerFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		if !policy.ValidName(id) {
-			return nil, fmt.Errorf("%w: a new provider needs an id (a valid name), not %q", cove.ErrInvalid, id)
-		}
-		pr, err := he.NewProvider(p, id, opts)
-		if err != nil {
-			return nil, err
-		}
-		sec, err := pr.MarshalSecret()
-		if err != nil {
-			return nil, err
-		}
-		if err := writeDurable(filepath.Join(dir, secretFile), sec, 0o600); err != nil {
-			return nil, err
-		}
-		b, _ := json.Marshal(providerInfo{ID: id, Params: p.Literal()})
-		if err := writeDurable(filepath.Join(dir, providerFile), b, 0o644); err != nil {
-			return nil, err
-		}
-		return pr, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var pi providerInfo
-	if err := json.Unmarshal(info, &pi); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", cove.ErrInvalid, providerFile, err)
-	}
-	if id != "" && id != pi.ID {
-		return nil, fmt.Errorf("%w: %s holds provider %q, not %q", cove.ErrInvalid, dir, pi.ID, id)
-	}
-	mine, err := he.NewParams(pi.Params)
-	if err != nil {
-		return nil, err
-	}
-	if a, b := mine.Literal(), p.Literal(); a.Scheme != b.Scheme || a.LogN != b.LogN || !slices.Equal(a.LogQ, b.LogQ) || !slices.Equal(a.LogP, b.LogP) {
-		return nil, fmt.Errorf("%w: provider %s's secret is for other parameters", cove.ErrInvalid, pi.ID)
-	}
-	secPath := filepath.Join(dir, secretFile)
-	if fi, err := os.Stat(secPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s is readable by others (mode %v); chmod 600 it", cove.ErrInvalid, secPath, fi.Mode().Perm())
-	}
-	sec, err := os.ReadFile(secPath)
-	if err != nil {
-		return nil, err
-	}
-	return he.LoadProvider(p, sec, opts)
+	return he.ProviderDir(dir).Keygen(id, su.Name, setup)
 }
 
 // ProviderParams returns the parameters of the provider of dir.
 func ProviderParams(dir string) (string, he.Params, error) {
-	b, err := os.ReadFile(filepath.Join(dir, providerFile))
-	if err != nil {
-		return "", he.Params{}, fmt.Errorf("%w: no provider in %s: %v", cove.ErrNotFound, dir, err)
-	}
-	var pi providerInfo
-	if err := json.Unmarshal(b, &pi); err != nil {
-		return "", he.Params{}, fmt.Errorf("%w: %s: %v", cove.ErrInvalid, providerFile, err)
-	}
-	p, err := he.NewParams(pi.Params)
-	return pi.ID, p, err
+	return he.ProviderDir(dir).Info()
 }
 
 // ProviderShare is `cove provider share`: the provider of dir answers a
@@ -673,7 +597,7 @@ func ProviderShare(ctx context.Context, dir string, st *store.Store, request []b
 	if err != nil {
 		return nil, err
 	}
-	pr, err := openProvider(dir, "", p, he.ProviderOptions{Approver: LedgerApprover{Store: st}, Shares: &FileShareLog{Path: filepath.Join(dir, shareLogFile)}})
+	pr, err := he.ProviderDir(dir).Open("", p, he.ProviderOptions{Approver: LedgerApprover{Store: st}, Shares: he.ProviderDir(dir).ShareLog()})
 	if err != nil {
 		return nil, err
 	}
@@ -698,58 +622,8 @@ func (l LedgerApprover) Approve(ctx context.Context, a he.Approval) error {
 	return l.Store.CheckHEApproval(ctx, a.Job, hex.EncodeToString(a.Ciphertext[:]), hex.EncodeToString(a.Recipient[:]), binary.BigEndian.Uint64(a.Token))
 }
 
-// FileShareLog is a provider's durable he.ShareLog: an append-only file of
-// (provider, ciphertext, session) lines, locked while it is read and
-// appended, synced before Record returns. Safe for concurrent use, across
-// processes too.
-type FileShareLog struct {
-	Path string
-	mu   sync.Mutex
-}
-
-// Record implements he.ShareLog.
-func (l *FileShareLog) Record(_ context.Context, provider string, ct, session [32]byte) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f, err := os.OpenFile(l.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
-	}
-	b, err := os.ReadFile(l.Path)
-	if err != nil {
-		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
-	}
-	cts, ses := hex.EncodeToString(ct[:]), hex.EncodeToString(session[:])
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != provider {
-			continue
-		}
-		if f[1] == cts {
-			return fmt.Errorf("%w: he: provider %q already gave a share for ciphertext %s", cove.ErrPrivacy, provider, cts[:16])
-		}
-		if f[2] == ses {
-			return fmt.Errorf("%w: he: session %s reused", cove.ErrPrivacy, ses[:16])
-		}
-	}
-	if _, err := fmt.Fprintf(f, "%s %s %s\n", provider, cts, ses); err != nil {
-		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%w: share log: %v", cove.ErrLedger, err)
-	}
-	return nil
-}
-
-// Count returns how many shares the log records.
-func (l *FileShareLog) Count() int {
-	b, _ := os.ReadFile(l.Path)
-	return strings.Count(string(b), "\n")
-}
+// FileShareLog is a provider's durable he.ShareLog (he.FileShareLog).
+type FileShareLog = he.FileShareLog
 
 // DirShareSource reaches providers whose directories are on this machine
 // (tests, the demo): each request is answered by ProviderShare with the

@@ -29,12 +29,14 @@ const (
 	JobFailed         Kind = "job.failed"
 	Released          Kind = "release"
 	// The homomorphic path (see docs/he.md).
-	HESetup       Kind = "he.setup"     // key holders, parameters and public seed of a collective key
-	HEKeys        Kind = "he.keys"      // collective public keys built from every holder's keygen share
-	HEColumn      Kind = "he.column"    // an encrypted column attached to a dataset
-	HERecipient   Kind = "he.recipient" // an operator's public key, recipient of HE releases
-	HEApproved    Kind = "he.approved"  // release of one ciphertext to one recipient approved for a job
-	KeyShareGiven Kind = "he.share"     // a key holder's key-switch share received for an approved release
+	HESetup       Kind = "he.setup"        // key holders, parameters and public seed of a collective key
+	HEKeys        Kind = "he.keys"         // collective public keys built from every holder's keygen share
+	HEColumn      Kind = "he.column"       // an encrypted column attached to a dataset
+	HERecipient   Kind = "he.recipient"    // an operator's public key, recipient of HE releases
+	HEApproved    Kind = "he.approved"     // release of one ciphertext to one recipient approved for a job
+	KeyShareGiven Kind = "he.share"        // a key holder's key-switch share received for an approved release
+	HEKeygenShare Kind = "he.keygen_share" // a key holder's keygen share received through the API
+	HEQuery       Kind = "he.query"        // an operator's encrypted query answered, its budget debited
 )
 
 var kinds = map[Kind]bool{
@@ -42,6 +44,7 @@ var kinds = map[Kind]bool{
 	JobSubmitted: true, JobQueued: true, JobReviewed: true, JobAdmitted: true, JobRejected: true,
 	JobCancelled: true, JobRan: true, JobFailed: true, Released: true,
 	HESetup: true, HEKeys: true, HEColumn: true, HERecipient: true, HEApproved: true, KeyShareGiven: true,
+	HEKeygenShare: true, HEQuery: true,
 }
 
 // Known reports whether k is one of the kinds above.

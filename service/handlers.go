@@ -101,8 +101,15 @@ func (s *Server) registerDataset(w http.ResponseWriter, r *http.Request, p princ
 	// The file's columns, in its order, with the request's annotations
 	// (role, domain; a type, if given, must match).
 	given := map[string]policy.Column{}
+	var encrypted []policy.Column
 	for _, c := range d.Columns {
 		if len(schema.FieldIndices(c.Name)) != 1 {
+			// A column of type "encrypted" is not in the public file: a key
+			// holder attaches it encrypted (POST /v1/he/columns/...).
+			if c.Type == EncryptedColumnType && c.Role != policy.DirectIdentifier {
+				encrypted = append(encrypted, c)
+				continue
+			}
 			return fmt.Errorf("%w: column %q is not in the file %s", cove.ErrInvalid, c.Name, d.Location)
 		}
 		given[c.Name] = c
@@ -123,6 +130,7 @@ func (s *Server) registerDataset(w http.ResponseWriter, r *http.Request, p princ
 	if len(d.Columns) == 0 {
 		return fmt.Errorf("%w: dataset file %s has no columns", cove.ErrInvalid, d.Location)
 	}
+	d.Columns = append(d.Columns, encrypted...)
 	rd, err := connectors.OpenFile(path, connectors.Options{Columns: []string{d.Columns[0].Name}})
 	if err != nil {
 		return fmt.Errorf("%w: dataset file %s cannot be read", cove.ErrInvalid, d.Location)

@@ -43,6 +43,9 @@ func OpenAPI() map[string]any {
 				binary := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
 				content = map[string]any{"application/wasm": binary, "application/octet-stream": binary}
 			}
+			if rt.body == "Binary" {
+				content = map[string]any{"application/octet-stream": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
+			}
 			op["requestBody"] = map[string]any{"required": rt.body != "Reason", "content": content}
 		}
 		status := rt.status
@@ -52,6 +55,9 @@ func OpenAPI() map[string]any {
 		respContent := map[string]any{"application/json": map[string]any{"schema": ref(rt.resp)}}
 		if rt.resp == "Text" {
 			respContent = map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}
+		}
+		if rt.resp == "Binary" {
+			respContent = map[string]any{"application/octet-stream": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
 		}
 		op["responses"] = map[string]any{
 			itoa(status): map[string]any{"description": "success", "content": respContent},
@@ -185,6 +191,25 @@ func schemas() map[string]any {
 		"TokenRequest":     obj("service.TokenRequest", map[string]any{"role": map[string]any{"type": "string", "enum": Roles}, "subject": str(), "note": str()}, "role"),
 		"TokenInfo":        obj("service.TokenInfo", map[string]any{"id": str(), "role": str(), "subject": str(), "note": str(), "created": str(), "revoked": str()}),
 		"TokenList":        array(ref("TokenInfo")),
-		"TokenResponse":    obj("service.TokenResponse: the token is shown once.", map[string]any{"token": str(), "info": ref("TokenInfo")}),
+		"HESetupRequest": obj("service.HESetupRequest: params is an he.ParamsLiteral (scheme, log_n, log_q, log_p, log_scale or plaintext_modulus, flood_bits).", map[string]any{
+			"name": str(), "params": obj("he.ParamsLiteral", nil), "providers": array(str())}, "name", "params", "providers"),
+		"HESetup": obj("store.HESetup: the CRS seed is public and bound to the ledger (ledger_seq).", map[string]any{
+			"name": str(), "params": obj("he.ParamsLiteral", nil), "providers": array(str()), "seed": map[string]any{"type": "string", "format": "byte"}, "ledger_seq": integer()}),
+		"KeygenResult": obj("jobs.KeygenResult: the recorded share and, once complete, the collective keys' fingerprint.", map[string]any{
+			"share": obj("store.HEKeygenShare", map[string]any{"setup": str(), "provider": str(), "sha256": str(), "path": str(), "ledger_seq": integer()}), "keys": str()}),
+		"HEColumn": obj("store.HEColumn", map[string]any{"dataset": str(), "column": str(), "provider": str(), "keys": str(), "path": str(),
+			"sha256": str(), "rows": integer(), "lo": num(), "hi": num(), "nulls": str()}),
+		"HERecipient": obj("service.HERecipient: hash is the manifest's recipient.", map[string]any{"operator": str(), "hash": str()}),
+		"PendingShareList": array(obj("jobs.PendingShare", map[string]any{"job": str(), "output": str(), "session": str(), "ciphertext_sha256": str(),
+			"recipient_sha256": str(), "keys": str(), "approval_seq": integer(), "bytes": integer(), "since": str()})),
+		"DeliveredShare": obj("jobs.DeliveredShare", map[string]any{"job": str(), "output": str(), "provider": str(), "session": str(),
+			"ciphertext_sha256": str(), "share_sha256": str()}),
+		"HEQueryRequest": obj("jobs.HEQueryRequest: query is the serialized he.Query (base64); X[g][j] = Σ over the rows of group g of column j clamped to bounds[j].", map[string]any{
+			"id": str(), "grant": str(), "dataset": str(), "purpose": str(), "columns": array(str()), "bounds": array(array(num())),
+			"group_by": str(), "groups": array(str()), "vector_bound": num(), "mechanism": str(), "epsilon": num(), "delta": num(),
+			"query": map[string]any{"type": "string", "format": "byte"}}, "id", "grant", "dataset", "purpose", "columns", "bounds", "group_by", "groups", "vector_bound", "epsilon", "query"),
+		"HEQueryReply": obj("jobs.HEQueryReply: reply is the serialized he.QueryReply (base64), under the operator's key.", map[string]any{
+			"record": obj("store.HEQuery", nil), "reply": map[string]any{"type": "string", "format": "byte"}, "groups": array(str()), "noise": obj("he.NoiseInfo", nil)}),
+		"TokenResponse": obj("service.TokenResponse: the token is shown once.", map[string]any{"token": str(), "info": ref("TokenInfo")}),
 	}
 }

@@ -36,6 +36,10 @@ var (
 
 // routeTable lists every endpoint of the API.
 func routeTable() []route {
+	return append(baseRoutes(), heRoutes()...)
+}
+
+func baseRoutes() []route {
 	return []route{
 		{method: "GET", path: "/healthz", roles: anyone, summary: "Liveness and readiness", resp: "Health", handle: (*Server).health},
 		{method: "GET", path: "/openapi.json", roles: anyone, summary: "This API's OpenAPI 3 document", resp: "Object", handle: (*Server).openapi},

@@ -49,6 +49,15 @@ type Options struct {
 	Prices *report.Prices
 	// Logger receives the service log; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxHEBytes bounds the binary bodies of the HE routes (keygen shares,
+	// operator keys, key-switch shares, encrypted queries);
+	// MaxHEColumnBytes an encrypted column.
+	MaxHEBytes       int64
+	MaxHEColumnBytes int64
+	// HEShareWait bounds how long an HE release waits for each key
+	// holder's key-switch share (jobs.DefaultShareWait when zero); past it
+	// the job fails, refunded.
+	HEShareWait time.Duration
 	// LedgerVerifyEvery is how often the whole ledger is verified again
 	// in the background; between, reports extend the verified view with
 	// the new entries only.
@@ -78,6 +87,12 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxHEBytes <= 0 {
+		o.MaxHEBytes = DefaultMaxHEBytes
+	}
+	if o.MaxHEColumnBytes <= 0 {
+		o.MaxHEColumnBytes = DefaultMaxHEColumnBytes
+	}
 	if o.LedgerVerifyEvery <= 0 {
 		o.LedgerVerifyEvery = DefaultLedgerVerifyEvery
 	}
@@ -98,9 +113,14 @@ type Server struct {
 	// moduleReads holds a slot per request body being read that may
 	// carry a module (maxModuleReads).
 	moduleReads chan struct{}
-	hub         *hub
-	metrics     *metrics
-	mux         *http.ServeMux
+	// shares parks HE key-switch requests for the key holders (the
+	// Runner's share source); heReads holds a slot per binary HE body
+	// being read (maxHEReads).
+	shares  *jobs.ShareBox
+	heReads chan struct{}
+	hub     *hub
+	metrics *metrics
+	mux     *http.ServeMux
 	// registered lists the patterns given to mux, for the OpenAPI test.
 	registered []string
 
@@ -146,9 +166,12 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	shares := jobs.NewShareBox(st, opt.HEShareWait)
 	s := &Server{
 		opt: opt, log: opt.Logger, st: st, eng: eng, tokens: toks, hub: newHub(), metrics: newMetrics(),
-		runner: jobs.NewRunner(st, eng, jobs.NewConfig().WithDeadline(opt.JobDeadline).WithDataDir(opt.DataDir)),
+		runner:  jobs.NewRunner(st, eng, jobs.NewConfig().WithDeadline(opt.JobDeadline).WithDataDir(opt.DataDir).WithShareSource(shares)),
+		shares:  shares,
+		heReads: make(chan struct{}, maxHEReads),
 	}
 	s.modules = newModules(eng, 4*opt.MaxModuleBytes)
 	s.moduleReads = make(chan struct{}, maxModuleReads)

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS he_shares (
 // heReady creates the HE tables if needed (they are created on first use,
 // so stores opened before the HE path existed keep working).
 func (s *Store) heReady(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, heSchema); err != nil {
+	if _, err := s.db.ExecContext(ctx, heSchema+heAPISchema); err != nil {
 		return fmt.Errorf("%w: creating HE tables: %v", cove.ErrLedger, err)
 	}
 	return nil

@@ -142,3 +142,44 @@ func (n NoiseInfo) Interval(alpha float64) float64 {
 	flood := n.FloodStdOut * math.Sqrt(2*math.Log(4/alpha))
 	return dp + flood + n.Rounding
 }
+
+// MarshalSecret serializes the operator's key pair (secret and public key)
+// for the operator's own storage. It never goes to the platform: the SDK
+// keeps it in a file readable by the operator only.
+func (o *Operator) MarshalSecret() ([]byte, error) {
+	lit, _ := json.Marshal(o.params.lit)
+	sk, err := o.sk.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	pk, err := o.key.pk.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return wire.Encode(wire.KindOperatorSecret, lit, sk, pk), nil
+}
+
+// LoadOperator restores an operator from MarshalSecret's bytes, validating
+// the parameters and the shapes of both keys again.
+func LoadOperator(b []byte) (*Operator, error) {
+	f, err := wire.Parse(b, wire.KindOperatorSecret, 3)
+	if err != nil {
+		return nil, fmt.Errorf("%w: he: operator secret: %v", cove.ErrInvalid, err)
+	}
+	p, err := paramsFromJSON(f[0])
+	if err != nil {
+		return nil, err
+	}
+	sk := rlwe.NewSecretKey(p.rlwe)
+	if err := sk.UnmarshalBinary(f[1]); err != nil || sk.Value.Q.N() != p.rlwe.N() || sk.Value.Q.Level() != p.rlwe.MaxLevelQ() {
+		return nil, fmt.Errorf("%w: he: operator secret does not fit its parameters", cove.ErrInvalid)
+	}
+	pk := rlwe.NewPublicKey(p.rlwe)
+	if err := pk.UnmarshalBinary(f[2]); err != nil || pk.Value[0].Q.N() != p.rlwe.N() || pk.LevelQ() != p.rlwe.MaxLevelQ() {
+		return nil, fmt.Errorf("%w: he: operator public key does not fit its parameters", cove.ErrInvalid)
+	}
+	return &Operator{params: p, sk: sk, key: &OperatorKey{params: p, pk: pk}}, nil
+}
+
+// Params returns the operator's parameters.
+func (o *Operator) Params() Params { return o.params }

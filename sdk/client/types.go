@@ -207,6 +207,9 @@ type Output struct {
 	MaxContributions int      `json:"max_contributions"`
 	GroupBy          []string `json:"group_by"`
 	Rows             []Row    `json:"rows"`
+	// HE is an HE output's encrypted result (mechanism he): Rows stay
+	// empty until the operator opens it with OpenHE.
+	HE *HEOutput `json:"he,omitempty"`
 }
 
 // Row is one partition's released value.

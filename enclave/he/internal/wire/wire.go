@@ -32,6 +32,7 @@ const (
 	KindOperatorKey
 	KindQuery
 	KindQueryReply
+	KindOperatorSecret
 )
 
 // ErrFormat reports bytes that are not a well-formed message.
