@@ -20,7 +20,7 @@ const usage = `usage:
   cove statement -data-dir DIR [-month YYYY-MM] [-operator OP] [-prices FILE] [-json]
   cove grant revoke -data-dir DIR -id GRANT -reason TEXT
   cove review -data-dir DIR [-job JOB (-approve | -reject) -reason TEXT]
-` + ledgerUsage + serveUsage + clientUsage + providerUsage
+` + ledgerUsage + serveUsage + clientUsage + providerUsage + operatorUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -73,6 +73,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return reviewCmd(ctx, args[1:], out)
 	case "provider":
 		return providerCmd(ctx, args[1:], out)
+	case "operator":
+		return operatorCmd(ctx, args[1:], out)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

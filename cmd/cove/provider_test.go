@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -18,6 +19,7 @@ import (
 	"github.com/covedata/cove/jobs"
 	"github.com/covedata/cove/policy"
 	"github.com/covedata/cove/runtime/wasm"
+	"github.com/covedata/cove/sdk/client"
 	"github.com/covedata/cove/store"
 )
 
@@ -169,6 +171,35 @@ outputs:
 				t.Errorf("%s %s: released %v, exact %v, beyond ±%v", o.Name, y, row.Value, exact[y], tol)
 			}
 		}
+	}
+	// The operator opens the same release with the command, from its key
+	// file: the values are those jobs.OpenHE gives.
+	keyFile, relFile := filepath.Join(tmp, "op.key"), filepath.Join(tmp, "release.json")
+	if err := client.WriteOperatorKey(keyFile, op); err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := json.Marshal(rel)
+	if err := os.WriteFile(relFile, rb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var opOut bytes.Buffer
+	if err := run(ctx, []string{"operator", "open", "-key", keyFile, "-release", relFile, "-json"}, &opOut); err != nil {
+		t.Fatal(err)
+	}
+	var cliOpened client.Release
+	if err := json.Unmarshal(opOut.Bytes(), &cliOpened); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range opened.Outputs {
+		for g, row := range o.Rows {
+			if got := cliOpened.Outputs[i].Rows[g].Value; got != row.Value {
+				t.Errorf("cove operator open: %s %v = %v, want %v", o.Name, row.Key, got, row.Value)
+			}
+		}
+	}
+	os.Chmod(keyFile, 0o644)
+	if err := run(ctx, []string{"operator", "open", "-key", keyFile, "-release", relFile}, &opOut); !errors.Is(err, cove.ErrInvalid) {
+		t.Errorf("a key file readable by others: %v", err)
 	}
 	// The last request, replayed through the command, is refused.
 	if err := run(ctx, []string{"provider", "share", "-dir", dirs["health"], "-request", filepath.Join(tmp, "health.req"), "-data-dir", dataDir,

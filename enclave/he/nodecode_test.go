@@ -89,3 +89,57 @@ func decodeExactBGV() { _ = bgvEncoder.Decode(nil, nil) }
 		t.Fatalf("scanner found %d Decode calls, want 2: %v", len(got), got)
 	}
 }
+
+// releasePaths are the packages outside enclave/he through which HE results
+// reach their recipient: the jobs that release them, the API that serves
+// them, the SDK and the CLI that open them. In their files that use HE
+// (import enclave/he or lattigo), no method named Decode may be called.
+var releasePaths = []string{"../../jobs", "../../service", "../../sdk/client", "../../cmd/cove"}
+
+// TestNoAPIReleasePathCallsDecode extends the scan to the release paths:
+// the API, the SDK and the CLI open releases and query replies only through
+// Operator.Open and OpenReply (DecodePublic).
+func TestNoAPIReleasePathCallsDecode(t *testing.T) {
+	fset := token.NewFileSet()
+	files := 0
+	for _, dir := range releasePaths {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && path != dir {
+				return filepath.SkipDir // subpackages and testdata are not release paths
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+			if err != nil {
+				return err
+			}
+			usesHE := false
+			for _, imp := range f.Imports {
+				p := strings.Trim(imp.Path.Value, `"`)
+				usesHE = usesHE || p == "github.com/covedata/cove/enclave/he" || strings.HasPrefix(p, "github.com/tuneinsight/lattigo")
+			}
+			if !usesHE {
+				return nil
+			}
+			if f, err = parser.ParseFile(fset, path, nil, 0); err != nil {
+				return err
+			}
+			files++
+			for _, c := range decodeCalls(fset, f) {
+				t.Errorf("Decode called at %s: HE values leave through Operator.Open / OpenReply only", c)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files < 5 {
+		t.Fatalf("scanned %d files that use HE on the release paths: the walk missed them", files)
+	}
+	t.Logf("scanned %d files of %v that use HE: 0 Decode calls", files, releasePaths)
+}
