@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -135,14 +136,9 @@ func guestRunDetail(b *testing.B, rt wasm.Runtime, module []byte, t []arrow.Reco
 	var consumer time.Duration
 	t0 := time.Now()
 	for _, rec := range t {
-		err := inst.ProcessBatch(ctx, rec, func(em wasm.Emission) error {
+		err := inst.ProcessBatchRuns(ctx, rec, func(em wasm.Emission) error {
 			c0 := time.Now()
-			for j, k := range em.Keys {
-				for int(k) >= len(sums) {
-					sums = append(sums, 0)
-				}
-				sums[k] += em.Values[j]
-			}
+			sums = sumEmission(sums, em)
 			consumer += time.Since(c0)
 			return nil
 		})
@@ -156,6 +152,52 @@ func guestRunDetail(b *testing.B, rt wasm.Runtime, module []byte, t []arrow.Reco
 		out[inst.KeyName(uint32(k))] = s
 	}
 	return out, d, consumer
+}
+
+// sumEmission adds every contribution of em to sums[key], reading both
+// forms: listed (a row, key and value each) and ranged (key runs over row
+// ranges, a selection bitmap, the values by row).
+func sumEmission(sums []float64, em wasm.Emission) []float64 {
+	grow := func(k uint32) {
+		for int(k) >= len(sums) {
+			sums = append(sums, 0)
+		}
+	}
+	if em.Runs == nil {
+		for j, k := range em.Keys {
+			grow(k)
+			sums[k] += em.Values[j]
+		}
+		return sums
+	}
+	for _, run := range em.Runs {
+		grow(run.Key)
+		s := sums[run.Key]
+		for w := run.Start >> 6; w<<6 < run.End; w++ {
+			x := em.Select[w]
+			if w == run.Start>>6 {
+				x &= ^uint64(0) << (run.Start & 63)
+			}
+			if (w+1)<<6 > run.End {
+				x &= 1<<(run.End&63) - 1
+			}
+			base := int(w) << 6
+			switch {
+			case em.ByRow == nil:
+				s += float64(bits.OnesCount64(x))
+			case x == ^uint64(0):
+				for _, v := range em.ByRow[base : base+64] {
+					s += v
+				}
+			default:
+				for ; x != 0; x &= x - 1 {
+					s += em.ByRow[base+bits.TrailingZeros64(x)]
+				}
+			}
+		}
+		sums[run.Key] = s
+	}
+	return sums
 }
 
 func timed(f func()) time.Duration { t0 := time.Now(); f(); return time.Since(t0) }

@@ -457,35 +457,62 @@ func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module
 		guestRec := project(rec, len(m.lit.Columns))
 		emit := func(e wasm.Emission) error {
 			acc, parts, cache := accs[e.Output], partIndex[e.Output], keyPart[e.Output]
-			for j, row := range e.Rows {
-				p, ok := cache[e.Keys[j]]
-				if !ok {
-					p = -1
-					if specs[e.Output].PrivatePartitions {
-						// Keys come from the data; the enclave selects privately
-						// which ones are released.
-						var err error
-						if p, err = acc.Partition(inst.KeyName(e.Keys[j])); err != nil {
-							return err
-						}
-					} else if q, found := parts[inst.KeyName(e.Keys[j])]; found {
-						p = q
+			// partition maps a key id to the output's partition, -1 for a
+			// key outside the public partitions.
+			partition := func(key uint32) (int, error) {
+				if p, ok := cache[key]; ok {
+					return p, nil
+				}
+				p := -1
+				if specs[e.Output].PrivatePartitions {
+					// Keys come from the data; the enclave selects privately
+					// which ones are released.
+					var err error
+					if p, err = acc.Partition(inst.KeyName(key)); err != nil {
+						return 0, err
 					}
-					cache[e.Keys[j]] = p
+				} else if q, found := parts[inst.KeyName(key)]; found {
+					p = q
+				}
+				cache[key] = p
+				return p, nil
+			}
+			if e.Runs == nil {
+				for j, row := range e.Rows {
+					p, err := partition(e.Keys[j])
+					if err != nil {
+						return err
+					}
+					if p < 0 {
+						// A key outside the public partitions is dropped:
+						// releasing or reporting it would reveal data.
+						continue
+					}
+					if err := acc.Add(ids[row], p, e.Values[j]); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			// Ranged (host kernels): one key per run of rows; each selected
+			// row is still its own contribution, bounded per privacy unit.
+			for _, run := range e.Runs {
+				p, err := partition(run.Key)
+				if err != nil {
+					return err
 				}
 				if p < 0 {
-					// A key outside the public partitions is dropped: releasing
-					// or reporting it would reveal data.
 					continue
 				}
-				if err := acc.Add(ids[row], p, e.Values[j]); err != nil {
+				one := wasm.Emission{Runs: []wasm.Run{run}, Select: e.Select, ByRow: e.ByRow}
+				if err := one.Each(func(row, _ uint32, v float64) error { return acc.Add(ids[row], p, v) }); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
 		t0 := time.Now()
-		err = inst.ProcessBatch(ctx, guestRec, emit)
+		err = inst.ProcessBatchRuns(ctx, guestRec, emit)
 		guestTime += time.Since(t0)
 		guestRec.Release()
 		if err != nil {

@@ -195,13 +195,34 @@ func (s *sandbox) batch(ctx context.Context, body []byte) error {
 	}
 	rec := rd.RecordBatch()
 	var frame []byte
-	return s.inst.ProcessBatch(ctx, rec, func(em wasm.Emission) error {
+	rows := int(rec.NumRows())
+	return s.inst.ProcessBatchRuns(ctx, rec, func(em wasm.Emission) error {
 		maxKey := -1
 		for _, k := range em.Keys {
 			maxKey = max(maxKey, int(k))
 		}
+		for _, r := range em.Runs {
+			maxKey = max(maxKey, int(r.Key))
+		}
 		if err := s.sendKeys(s.inst, maxKey); err != nil {
 			return err
+		}
+		if em.Runs != nil {
+			// Ranged: the selection, the values by row and the runs go as
+			// they are, no contribution per row.
+			if len(em.Select) != (rows+63)/64 || (em.ByRow != nil && len(em.ByRow) != rows) {
+				return fmt.Errorf("%w: isolate: ranged emission does not fit the batch", cove.ErrGuest)
+			}
+			var flags uint32
+			if em.ByRow != nil {
+				flags = 1
+			}
+			var hdr [runsHeader]byte
+			binary.LittleEndian.PutUint32(hdr[0:], uint32(em.Output))
+			binary.LittleEndian.PutUint32(hdr[4:], uint32(rows))
+			binary.LittleEndian.PutUint32(hdr[8:], uint32(len(em.Runs)))
+			binary.LittleEndian.PutUint32(hdr[12:], flags)
+			return writeFrame(s.out, msgRuns, hdr[:], leBytes(em.Select), leBytes(em.ByRow), leBytes(em.Runs))
 		}
 		n := len(em.Rows)
 		frame = frame[:0]

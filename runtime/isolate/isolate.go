@@ -211,7 +211,7 @@ func (m *module) Instantiate(ctx context.Context, outputs []string) (wasm.Instan
 		p.close()
 		return nil, err
 	}
-	i := &instance{p: p}
+	i := &instance{p: p, outputs: len(outputs)}
 	if err := i.call(ctx, msgInstantiate, deadlineBytes(ctx), out); err != nil {
 		p.close()
 		return nil, err
@@ -229,12 +229,14 @@ func deadlineBytes(ctx context.Context) []byte {
 
 // instance is a guest instance in its sandbox.
 type instance struct {
-	mu     sync.Mutex
-	p      *proc
-	keys   []string
-	emits  int64
-	failed error
-	buf    []byte
+	mu      sync.Mutex
+	p       *proc
+	outputs int
+	keys    []string
+	emits   int64
+	failed  error
+	buf     []byte
+	rows    int // rows of the batch being processed
 }
 
 func (i *instance) KeyName(id uint32) string {
@@ -256,9 +258,15 @@ func (i *instance) Close(ctx context.Context) error {
 	return nil
 }
 
-// ProcessBatch sends rec to the sandbox as Arrow IPC and relays its
-// emissions to emit.
+// ProcessBatch is ProcessBatchRuns with ranged emissions expanded into the
+// listed form.
 func (i *instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit func(wasm.Emission) error) error {
+	return i.ProcessBatchRuns(ctx, rec, wasm.ExpandRuns(emit))
+}
+
+// ProcessBatchRuns sends rec to the sandbox as Arrow IPC and relays its
+// emissions to emit, ranged ones as ranged.
+func (i *instance) ProcessBatchRuns(ctx context.Context, rec arrow.RecordBatch, emit func(wasm.Emission) error) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.failed != nil {
@@ -272,6 +280,7 @@ func (i *instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit
 	if err := w.Close(); err != nil {
 		return err
 	}
+	i.rows = int(rec.NumRows())
 	return i.callEmit(ctx, emit, msgBatch, deadlineBytes(ctx), body.Bytes())
 }
 
@@ -301,17 +310,25 @@ func (i *instance) callEmit(ctx context.Context, emit func(wasm.Emission) error,
 				if err := i.addKeys(b); err != nil {
 					return err
 				}
-			case msgEmission:
-				em, err := decodeEmission(b)
+			case msgEmission, msgRuns:
+				var em wasm.Emission
+				if t == msgEmission {
+					em, err = decodeEmission(b)
+				} else {
+					em, err = i.decodeRuns(b)
+				}
 				if err != nil {
 					return err
+				}
+				if em.Output >= i.outputs {
+					return fmt.Errorf("%w: isolate: emission to output %d of %d", cove.ErrGuest, em.Output, i.outputs)
 				}
 				for _, k := range em.Keys {
 					if int64(k) >= int64(len(i.keys)) {
 						return fmt.Errorf("%w: isolate: emission names key %d before the sandbox sent it", cove.ErrGuest, k)
 					}
 				}
-				i.emits += int64(len(em.Rows))
+				i.emits += em.Len()
 				if emit == nil {
 					return fmt.Errorf("%w: isolate: emission outside a batch", cove.ErrGuest)
 				}
@@ -363,6 +380,46 @@ func decodeEmission(b []byte) (wasm.Emission, error) {
 		Keys:   u32s(b[8+4*n : 8+8*n]),
 		Values: f64s(b[8+8*n : 8+16*n]),
 	}, nil
+}
+
+// decodeRuns checks and reads a ranged emission (msgRuns) of the current
+// batch: views into b.
+func (i *instance) decodeRuns(b []byte) (wasm.Emission, error) {
+	bad := fmt.Errorf("%w: isolate: bad ranged emission", cove.ErrGuest)
+	if len(b) < runsHeader {
+		return wasm.Emission{}, bad
+	}
+	le := binary.LittleEndian
+	out, rows, nruns, flags := le.Uint32(b), int(le.Uint32(b[4:])), int(le.Uint32(b[8:])), le.Uint32(b[12:])
+	if out > math.MaxInt32 || rows != i.rows || flags > 1 || nruns > rows {
+		return wasm.Emission{}, bad
+	}
+	nw, nv := (rows+63)/64, 0
+	if flags == 1 {
+		nv = rows
+	}
+	if len(b) != runsHeader+8*nw+8*nv+12*nruns {
+		return wasm.Emission{}, bad
+	}
+	b = b[runsHeader:]
+	em := wasm.Emission{Output: int(out), Select: leView[uint64](b, nw)}
+	b = b[8*nw:]
+	if flags == 1 {
+		em.ByRow = leView[float64](b, nv)
+		b = b[8*nv:]
+	}
+	em.Runs = leView[wasm.Run](b, nruns)
+	end := uint32(0)
+	for _, r := range em.Runs {
+		if r.Start < end || r.End <= r.Start || int64(r.End) > int64(rows) {
+			return wasm.Emission{}, bad
+		}
+		if int64(r.Key) >= int64(len(i.keys)) {
+			return wasm.Emission{}, fmt.Errorf("%w: isolate: emission names key %d before the sandbox sent it", cove.ErrGuest, r.Key)
+		}
+		end = r.End
+	}
+	return em, nil
 }
 
 // u32s and f64s read little-endian arrays (the frame buffer is 8-aligned

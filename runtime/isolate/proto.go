@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/covedata/cove/runtime/wasm"
 	"io"
+	"unsafe"
+
+	"github.com/covedata/cove/runtime/wasm"
 )
 
 // Frames between parent and sandbox: a type byte, a little-endian u32
@@ -21,8 +23,46 @@ const (
 	msgOK       = 'K' // the request succeeded
 	msgError    = 'E' // JSON wireError: the request failed, the instance is done
 	msgKeys     = 'N' // u32 first id, then (u32 len, bytes) per key: newly interned keys
-	msgEmission = 'M' // u32 output, u32 n, n×u32 rows, n×u32 keys, n×f64 values
+	msgEmission = 'M' // listed: u32 output, u32 n, n×u32 rows, n×u32 keys, n×f64 values
+	// ranged (wasm.Emission with Runs): u32 output, u32 rows, u32 nruns,
+	// u32 flags (1: values), ⌈rows/64⌉×u64 selection words, with flag 1
+	// rows×f64 values by row, then nruns×(u32 start, u32 end, u32 key)
+	msgRuns = 'R'
 )
+
+// runsHeader is the fixed part of a msgRuns frame.
+const runsHeader = 16
+
+// leBytes is s as little-endian bytes: a view on a little-endian host.
+func leBytes[T uint64 | float64 | wasm.Run](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	if littleEndian {
+		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(s[0])))
+	}
+	b, _ := binary.Append(nil, binary.LittleEndian, s)
+	return b
+}
+
+// leView reads n values of T from little-endian b: a view when the host is
+// little-endian and b aligned for T, else a copy.
+func leView[T uint64 | float64 | wasm.Run](b []byte, n int) []T {
+	out := make([]T, 0)
+	if n == 0 {
+		return out
+	}
+	var zero T
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if littleEndian && uintptr(p)%unsafe.Alignof(zero) == 0 {
+		return unsafe.Slice((*T)(p), n)
+	}
+	out = make([]T, n)
+	_, _ = binary.Decode(b, binary.LittleEndian, out)
+	return out
+}
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // maxFrame bounds a frame read from the other side.
 const maxFrame = 1 << 30

@@ -357,13 +357,19 @@ func (i *instance) classify(ctx context.Context, phase string, err error) error 
 	return i.m.e.classify(ctx, phase, i.state, i.mod.Memory(), err)
 }
 
-// ProcessBatch hands rec to the guest: the host asks the guest for one
-// region (cove_alloc), writes rec into it (the one copy) and calls
-// cove_batch, during which every emit call reaches emit. rec's columns are
-// sent as they are: project first. An error from emit stops the guest and
-// is returned unchanged. Any failure closes the instance: a caller must then
-// drop every emission the instance made.
+// ProcessBatch is ProcessBatchRuns with ranged emissions expanded into the
+// listed form.
 func (i *instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit func(Emission) error) error {
+	return i.ProcessBatchRuns(ctx, rec, ExpandRuns(emit))
+}
+
+// ProcessBatchRuns hands rec to the guest: the host asks the guest for one
+// region (cove_alloc), writes rec into it (the one copy) and calls
+// cove_batch, during which every emit and k_emit call reaches emit. rec's
+// columns are sent as they are: project first. An error from emit stops the
+// guest and is returned unchanged. Any failure closes the instance: a
+// caller must then drop every emission the instance made.
+func (i *instance) ProcessBatchRuns(ctx context.Context, rec arrow.RecordBatch, emit func(Emission) error) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.failed != nil {
@@ -417,9 +423,7 @@ func (i *instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit
 	if err := encode(region, rec); err != nil {
 		return fmt.Errorf("wasm: encode batch: %w", err)
 	}
-	i.state.BeginBatch(rec, func(out int, rows, keys []uint32, values []float64) error {
-		return emit(Emission{Output: out, Rows: rows, Keys: keys, Values: values})
-	})
+	i.state.BeginBatch(rec, func(e *abi.Emission) error { return emit(emissionOf(e)) })
 	defer i.state.EndBatch()
 	res, err = i.batch.Call(callCtx, api.EncodeU32(ptr), api.EncodeU32(uint32(size)))
 	if err != nil {

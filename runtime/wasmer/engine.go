@@ -435,11 +435,17 @@ func (i *instance) call(ctx context.Context, f wasmer.NativeFunction, args ...an
 	return res, err
 }
 
-// ProcessBatch hands rec to the guest: the host asks the guest for one
-// region (cove_alloc), writes rec into it (the one copy) and calls
-// cove_batch, during which every emit call reaches emit. Any failure closes
-// the instance.
+// ProcessBatch is ProcessBatchRuns with ranged emissions expanded into the
+// listed form.
 func (i *instance) ProcessBatch(ctx context.Context, rec arrow.RecordBatch, emit func(wasm.Emission) error) error {
+	return i.ProcessBatchRuns(ctx, rec, wasm.ExpandRuns(emit))
+}
+
+// ProcessBatchRuns hands rec to the guest: the host asks the guest for one
+// region (cove_alloc), writes rec into it (the one copy) and calls
+// cove_batch, during which every emit and k_emit call reaches emit. Any
+// failure closes the instance.
+func (i *instance) ProcessBatchRuns(ctx context.Context, rec arrow.RecordBatch, emit func(wasm.Emission) error) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.failed != nil {
@@ -494,8 +500,8 @@ func (i *instance) processBatch(ctx context.Context, rec arrow.RecordBatch, emit
 	if err := encode(mem[ptr:uint64(ptr)+uint64(size)], rec); err != nil {
 		return fmt.Errorf("wasmer: encode batch: %w", err)
 	}
-	i.state.BeginBatch(rec, func(out int, rows, keys []uint32, values []float64) error {
-		return emit(wasm.Emission{Output: out, Rows: rows, Keys: keys, Values: values})
+	i.state.BeginBatch(rec, func(e *abi.Emission) error {
+		return emit(wasm.Emission{Output: e.Output, Rows: e.Rows, Keys: e.Keys, Values: e.Values, Runs: e.Runs, Select: e.Select, ByRow: e.ByRow})
 	})
 	defer i.state.EndBatch()
 	res, err = i.call(ctx, i.batch, int32(ptr), int32(uint32(size)))

@@ -91,7 +91,7 @@ func TestStateChecks(t *testing.T) {
 		t.Errorf("emit outside a batch: %v", err)
 	}
 	var seen int
-	s.BeginBatch(twoRows(), func(out int, rows, keys []uint32, values []float64) error { seen += len(rows); return nil })
+	s.BeginBatch(twoRows(), func(e *Emission) error { seen += len(e.Rows); return nil })
 	if err := s.Emit(mem, 0, 16, 16, 16, 3); err != nil || seen != 3 {
 		t.Errorf("emit: %v (%d seen)", err, seen)
 	}
@@ -112,22 +112,26 @@ func twoRows() arrow.RecordBatch {
 	return array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "n", Type: a.DataType()}}, nil), []arrow.Array{a}, 2)
 }
 
-func TestNotNullAll(t *testing.T) {
-	bits := []byte{0xff, 0b1010_0101, 0, 0xff, 0b0000_0011}
-	for _, n := range []int{0, 3, 8, 13, 16, 24, 33, 34, 38} {
-		var want []uint32
-		for r := range n {
-			if bits[r>>3]&(1<<(r&7)) != 0 {
-				want = append(want, uint32(r))
+func TestLoadBitmap(t *testing.T) {
+	src := []byte{0xff, 0b1010_0101, 0, 0xff, 0b0000_0011, 0x5a, 0xc3, 0x81, 0x7e, 0xff, 0x01, 0x80}
+	for _, off := range []int{0, 1, 3, 7, 8, 13} {
+		for _, n := range []int{0, 1, 3, 8, 13, 33, 63, 64, 65, 80, len(src)*8 - off} {
+			if off+n > len(src)*8 {
+				continue
 			}
-		}
-		got := notNullAll(nil, bits, n)
-		if len(got) != len(want) {
-			t.Fatalf("n=%d: %v, want %v", n, got, want)
-		}
-		for i := range got {
-			if got[i] != want[i] {
-				t.Fatalf("n=%d: %v, want %v", n, got, want)
+			got := make([]uint64, nwords(n))
+			for i := range got {
+				got[i] = 0xdead // overwritten
+			}
+			loadBitmap(got, src, off, n)
+			for r := range nwords(n) * 64 {
+				want := r < n && src[(off+r)>>3]&(1<<((off+r)&7)) != 0
+				if have := got[r>>6]&(1<<(r&63)) != 0; have != want {
+					t.Fatalf("off=%d n=%d: bit %d = %v, want %v", off, n, r, have, want)
+				}
+			}
+			if c := countRange(got, 0, n); c != count(got) {
+				t.Fatalf("off=%d n=%d: countRange %d, count %d", off, n, c, count(got))
 			}
 		}
 	}

@@ -36,23 +36,42 @@ const (
 // NoColumn as a value column of KEmit means "count": every value is 1.
 const NoColumn = math.MaxUint32
 
-// vec is what a handle names: rows of the batch, with a key id per row for
-// a grouping (keys nil for a selection).
+// vec is what a handle names: rows of the batch, with a key per row for a
+// grouping. A dense vec (every kernel result over handle 0 or an ascending
+// k_select) is a bitmap and, for a grouping, runs of rows sharing a key
+// (dense.go). A listed vec (from a k_select out of order) is rows with a key
+// id per row for a grouping (keys nil for a selection).
 type vec struct {
 	rows []uint32
 	keys []uint32
+
+	dense   bool
+	grouped bool // dense: a grouping (runs set)
+	bits    []uint64
+	n       int // dense: set bits
+	runs    []Run
+}
+
+// isGrouping reports whether v has keys.
+func (v vec) isGrouping() bool {
+	if v.dense {
+		return v.grouped
+	}
+	return v.keys != nil
+}
+
+// length is the number of rows of v.
+func (v vec) length() int {
+	if v.dense {
+		return v.n
+	}
+	return len(v.rows)
 }
 
 // handle returns the vector of handle h; 0 is every row of the batch.
 func (s *State) handle(h uint32) (vec, error) {
 	if h == 0 {
-		if s.iota == nil || len(s.iota) != int(s.rows) {
-			s.iota = make([]uint32, s.rows)
-			for i := range s.iota {
-				s.iota[i] = uint32(i)
-			}
-		}
-		return vec{rows: s.iota}, nil
+		return s.allRows(), nil
 	}
 	if int64(h) > int64(len(s.handles)) {
 		return vec{}, abiErr("handle %d does not exist in this batch (%d made)", h, len(s.handles))
@@ -60,7 +79,9 @@ func (s *State) handle(h uint32) (vec, error) {
 	return s.handles[h-1], nil
 }
 
-// newHandle stores v and returns its handle.
+// newHandle stores v and returns its handle. Its cost against the element
+// budget is in u32s: rows and keys of a listed vec; a bitmap (rows/32) and
+// three per run of a dense one.
 func (s *State) newHandle(v vec) (uint32, error) {
 	if len(s.handles) >= MaxHandles {
 		return 0, limitErr("more than %d kernel handles in one batch", MaxHandles)
@@ -68,6 +89,9 @@ func (s *State) newHandle(v vec) (uint32, error) {
 	n := int64(len(v.rows))
 	if v.keys != nil {
 		n *= 2
+	}
+	if v.dense {
+		n = 2*int64(len(v.bits)) + 3*int64(len(v.runs))
 	}
 	if s.handleElems+n > HandleRowsFactor*int64(s.rows)+handleSlack {
 		return 0, limitErr("kernel results exceed %d× the batch's rows", HandleRowsFactor)
@@ -118,31 +142,6 @@ func nullBits(col arrow.Array) (bits []byte, off int, slow bool) {
 	return col.Data().Buffers()[0].Bytes(), col.Data().Offset(), false
 }
 
-// notNullAll appends the rows in [0,n) whose bit is set in bits, eight
-// rows at a time where all eight are valid.
-func notNullAll(out []uint32, bits []byte, n int) []uint32 {
-	r := 0
-	for ; r+8 <= n; r += 8 {
-		b := bits[r>>3]
-		if b == 0xff {
-			x := uint32(r)
-			out = append(out, x, x+1, x+2, x+3, x+4, x+5, x+6, x+7)
-			continue
-		}
-		for k := 0; b != 0; k, b = k+1, b>>1 {
-			if b&1 != 0 {
-				out = append(out, uint32(r+k))
-			}
-		}
-	}
-	for ; r < n; r++ {
-		if bits[r>>3]&(1<<(uint(r)&7)) != 0 {
-			out = append(out, uint32(r))
-		}
-	}
-	return out
-}
-
 // valid reports whether bit off+r of an Arrow validity bitmap is set.
 func valid(bits []byte, off int, r uint32) bool {
 	i := uint(off) + uint(r)
@@ -173,6 +172,17 @@ func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32
 	if err != nil {
 		return 0, s.fail(err)
 	}
+	if in.dense {
+		v, err := s.filterDense(in, arr, code, op, arg)
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		h, err := s.newHandle(v)
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		return h, nil
+	}
 	out := s.buf(len(in.rows))
 	nulls := hasNulls(arr)
 	bits, boff, slow := nullBits(arr)
@@ -195,8 +205,6 @@ func (s *State) KFilter(mem []byte, sel, col, op, argPtr, argLen uint32) (uint32
 					out = append(out, r)
 				}
 			}
-		case sel == 0 && boff%8 == 0:
-			out = notNullAll(out, bits[boff/8:], len(in.rows))
 		default:
 			for _, r := range in.rows {
 				if valid(bits, boff, r) {
@@ -307,7 +315,7 @@ func asInt32[T ~int32](v []T) []int32 {
 	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(v))), len(v))
 }
 
-func cmp3[T int64 | float64](a, b T) int {
+func cmp3[T int32 | int64 | float64](a, b T) int {
 	switch {
 	case a < b:
 		return -1
@@ -447,13 +455,22 @@ func (s *State) KSelect(mem []byte, rowsPtr, n uint32) (uint32, error) {
 	if err != nil {
 		return 0, s.fail(err)
 	}
-	rows := append(s.buf(int(n)), view[uint32](b, int(n))...)
-	for _, r := range rows {
+	rows := view[uint32](b, int(n))
+	ascending := true
+	for i, r := range rows {
 		if r >= s.rows {
 			return 0, s.fail(abiErr("selection names row %d of a %d-row batch", r, s.rows))
 		}
+		if i > 0 && r <= rows[i-1] {
+			ascending = false
+		}
 	}
-	h, err := s.newHandle(vec{rows: rows})
+	v := vec{rows: append(s.buf(int(n)), rows...)}
+	if ascending {
+		// Rows in the batch's order, each once: the same rows as a bitmap.
+		v = s.selectDense(rows)
+	}
+	h, err := s.newHandle(v)
 	if err != nil {
 		return 0, s.fail(err)
 	}
@@ -469,7 +486,7 @@ func (s *State) KLen(h uint32) (uint32, error) {
 	if err != nil {
 		return 0, s.fail(err)
 	}
-	return uint32(len(v.rows)), nil
+	return uint32(v.length()), nil
 }
 
 // KRead copies up to n elements of handle h, from element from, into guest
@@ -483,31 +500,38 @@ func (s *State) KRead(mem []byte, h, what, from, dst, n uint32) (uint32, error) 
 	if err != nil {
 		return 0, s.fail(err)
 	}
-	src := v.rows
 	switch what {
 	case 0:
 	case 1:
-		if v.keys == nil {
+		if !v.isGrouping() {
 			return 0, s.fail(abiErr("handle %d is a selection: it has no keys", h))
 		}
-		src = v.keys
 	default:
 		return 0, s.fail(abiErr("k_read of unknown part %d", what))
 	}
-	if int64(from) > int64(len(src)) {
-		return 0, s.fail(abiErr("k_read from element %d of %d", from, len(src)))
+	total := v.length()
+	if int64(from) > int64(total) {
+		return 0, s.fail(abiErr("k_read from element %d of %d", from, total))
 	}
-	src = src[from:]
-	if int64(n) < int64(len(src)) {
-		src = src[:n]
+	m := total - int(from)
+	if int64(n) < int64(m) {
+		m = int(n)
 	}
 	if dst%4 != 0 {
 		return 0, s.fail(abiErr("k_read destination is misaligned (need 4)"))
 	}
-	b, err := slice(mem, dst, uint32(4*len(src)), "k_read destination")
+	b, err := slice(mem, dst, uint32(4*m), "k_read destination")
 	if err != nil {
 		return 0, s.fail(err)
 	}
+	if v.dense {
+		return uint32(readDense(v, what, int(from), b)), nil
+	}
+	src := v.rows
+	if what == 1 {
+		src = v.keys
+	}
+	src = src[from : int(from)+m]
 	for i, x := range src {
 		binary.LittleEndian.PutUint32(b[4*i:], x)
 	}
@@ -537,6 +561,17 @@ func (s *State) KBucket(mem []byte, sel, colsPtr, ncols uint32) (uint32, error) 
 		return 0, s.fail(err)
 	}
 	cols := append([]uint32(nil), view[uint32](cb, int(ncols))...)
+	if in.dense {
+		v, err := s.bucketDense(in, cols)
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		h, err := s.newHandle(v)
+		if err != nil {
+			return 0, s.fail(err)
+		}
+		return h, nil
+	}
 	rows := in.rows
 	if ncols == 0 {
 		// Every row gets the empty key: the rows stay as they are.
@@ -805,8 +840,11 @@ func (s *State) KEmit(output, h, col uint32) error {
 	if err != nil {
 		return s.fail(err)
 	}
-	if v.keys == nil {
+	if !v.isGrouping() {
 		return s.fail(abiErr("k_emit needs a grouping (from k_bucket), handle %d is a selection", h))
+	}
+	if v.dense {
+		return s.emitDense(output, v, col)
 	}
 	rows, keys := v.rows, v.keys
 	var values []float64
@@ -882,7 +920,9 @@ func (s *State) KEmit(output, h, col uint32) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	if err := s.emit(int(output), rows, keys, values); err != nil {
+	e := &s.emission
+	*e = Emission{Output: int(output), Rows: rows, Keys: keys, Values: values}
+	if err := s.emit(e); err != nil {
 		return s.fail(err)
 	}
 	return nil

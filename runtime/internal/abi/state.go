@@ -16,9 +16,9 @@ type Limits struct {
 	MaxKeyTotalBytes int64 // bytes of all keys
 }
 
-// EmitFunc receives one emit call: views into guest memory, valid only
-// during the call.
-type EmitFunc func(output int, rows, keys []uint32, values []float64) error
+// EmitFunc receives the contributions of one emit or k_emit call: views
+// into guest memory or the batch, valid only during the call.
+type EmitFunc func(*Emission) error
 
 // State is the host-side state of one guest instance.
 type State struct {
@@ -37,7 +37,14 @@ type State struct {
 	// Kernel handles of the current batch (handle h is handles[h-1]).
 	handles     []vec
 	handleElems int64
-	iota        []uint32
+	all         []uint64 // handle 0's bitmap in this batch
+	words       pool[uint64]
+	runs        pool[Run]
+	i32s        pool[int32]
+	f64s        pool[float64]
+	keyScratch  []byte
+	lastKey     []byte
+	emission    Emission
 	onesBuf     []float64
 	valBuf      []float64
 	rowBuf      []uint32
@@ -99,6 +106,12 @@ func (s *State) EndBatch() {
 	s.inBatch, s.rows, s.rec, s.emit = false, 0, nil, nil
 	clear(s.handles)
 	s.handles, s.handleElems = s.handles[:0], 0
+	s.all = nil
+	s.words.reset()
+	s.runs.reset()
+	s.i32s.reset()
+	s.f64s.reset()
+	s.emission = Emission{}
 	// The handles' buffers serve the next batch's kernels (emit callbacks
 	// only see them during the call).
 	s.free = append(s.free, s.owned...)
@@ -276,7 +289,9 @@ func (s *State) Emit(mem []byte, output, rowsPtr, keysPtr, valuesPtr, count uint
 	if count == 0 {
 		return nil
 	}
-	if err := s.emit(int(output), rows, keys, values); err != nil {
+	e := &s.emission
+	*e = Emission{Output: int(output), Rows: rows, Keys: keys, Values: values}
+	if err := s.emit(e); err != nil {
 		return s.fail(err)
 	}
 	return nil

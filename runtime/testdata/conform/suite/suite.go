@@ -144,22 +144,57 @@ func Run(t *testing.T, rt wasm.Runtime, module []byte) {
 	defer full.Release()
 	for _, c := range Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			inst, err := m.Instantiate(ctx, job.Outputs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer inst.Close(ctx)
 			rec := full.NewSlice(int64(c.From), int64(c.To))
 			defer rec.Release()
-			var got []string
-			err = inst.ProcessBatch(ctx, rec, func(em wasm.Emission) error {
-				for j := range em.Rows {
-					got = append(got, fmt.Sprintf("%s row=%d key=%q value=%g", job.Outputs[em.Output], em.Rows[j], inst.KeyName(em.Keys[j]), em.Values[j]))
+			// Ranged emissions read through Emission.Each, and the same
+			// contributions expanded by ProcessBatch, from a second instance.
+			var got, listed []string
+			ranged := 0
+			for _, runs := range []bool{true, false} {
+				inst, err := m.Instantiate(ctx, job.Outputs)
+				if err != nil {
+					t.Fatal(err)
 				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
+				defer inst.Close(ctx)
+				var out []string
+				emits := int64(0)
+				consume := func(em wasm.Emission) error {
+					if em.Runs != nil {
+						ranged++
+					}
+					emits += em.Len()
+					return em.Each(func(row, key uint32, v float64) error {
+						out = append(out, fmt.Sprintf("%s row=%d key=%q value=%g", job.Outputs[em.Output], row, inst.KeyName(key), v))
+						return nil
+					})
+				}
+				if runs {
+					err = inst.ProcessBatchRuns(ctx, rec, consume)
+				} else {
+					err = inst.ProcessBatch(ctx, rec, func(em wasm.Emission) error {
+						if em.Runs != nil {
+							return fmt.Errorf("ProcessBatch handed a ranged emission")
+						}
+						return consume(em)
+					})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if emits != int64(len(out)) || inst.Emits() != emits {
+					t.Errorf("Len() sums to %d, Emits() %d, for %d contributions", emits, inst.Emits(), len(out))
+				}
+				if runs {
+					got = out
+				} else {
+					listed = out
+				}
+			}
+			if !slices.Equal(got, listed) {
+				t.Errorf("ProcessBatchRuns and ProcessBatch differ\n runs   %q\n listed %q", got, listed)
+			}
+			if c.To-c.From > 2 && ranged == 0 {
+				t.Errorf("no ranged emission: the host kernels' ranged form is not exercised")
 			}
 			slices.Sort(got)
 			want := Reference(t, c.From, c.To)
