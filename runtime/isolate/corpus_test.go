@@ -185,6 +185,17 @@ func corpus() []hostile {
 		{name: "k_read: destination outside memory", src: wat{batch: `(call $k_read (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 65532) (i32.const 3))`}, want: cove.ErrGuest, text: "k_read destination"},
 		{name: "k_read: keys of a selection", src: wat{batch: `(call $k_read (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 3))`}, want: cove.ErrGuest, text: "no keys"},
 		{name: "k_read: bad part", src: wat{batch: `(call $k_read (i32.const 0) (i32.const 9) (i32.const 0) (i32.const 0) (i32.const 3))`}, want: cove.ErrGuest, text: "unknown part"},
+		// Kernel handles are bitmaps and key runs (from handle 0 or rows in
+		// ascending order) or listed rows (k_select out of order): both
+		// check their arguments alike.
+		{name: "k_read: keys of a grouping, destination outside memory", src: wat{batch: `(call $k_read (call $k_bucket (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 1) (i32.const 0) (i32.const 65532) (i32.const 3))`}, want: cove.ErrGuest, text: "k_read destination"},
+		{name: "k_read: keys of a grouping from past the end", src: wat{batch: `(call $k_read (call $k_bucket (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 1) (i32.const 4) (i32.const 0) (i32.const 3))`}, want: cove.ErrGuest, text: "from element"},
+		{name: "k_select out of order: k_read past the end", src: wat{batch: `(i32.store (i32.const 0) (i32.const 1)) (i32.store (i32.const 4) (i32.const 0))
+    (call $k_read (call $k_select (i32.const 0) (i32.const 2)) (i32.const 0) (i32.const 3) (i32.const 0) (i32.const 3))`}, want: cove.ErrGuest, text: "from element"},
+		{name: "k_select out of order: k_filter argument outside memory", src: wat{batch: `(i32.store (i32.const 0) (i32.const 2)) (i32.store (i32.const 4) (i32.const 2))
+    (call $k_filter (call $k_select (i32.const 0) (i32.const 2)) (i32.const 0) (i32.const 1) (i32.const 65535) (i32.const 8))`}, want: cove.ErrGuest, text: "filter argument"},
+		{name: "k_select out of order: k_emit of a selection", src: wat{batch: `(i32.store (i32.const 0) (i32.const 2)) (i32.store (i32.const 4) (i32.const 0))
+    (call $k_emit (i32.const 0) (call $k_select (i32.const 0) (i32.const 2)) (i32.const 0)) (i32.const 0)`}, want: cove.ErrGuest, text: "needs a grouping"},
 		{name: "k_read: from past the end", src: wat{batch: `(call $k_read (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 3))`}, want: cove.ErrGuest, text: "from element"},
 		// Import column (lazy columns): the batch's one int64 column of 3
 		// rows is a 24-byte block.

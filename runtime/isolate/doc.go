@@ -10,8 +10,10 @@
 // binary serves it as the hidden subcommand `cove sandbox`, test binaries
 // through ServeIfChild in TestMain). It receives the module and, per batch,
 // the guest's columns as an Arrow IPC stream over its stdin, and returns
-// only newly interned keys, emissions (output, rows, key ids, values) and a
-// status over its stdout. The parent keeps everything else, the privacy
+// only newly interned keys, emissions (listed: output, rows, key ids,
+// values; ranged, from host kernels: output, selection bitmap, values by
+// row, key runs, which the parent checks against the batch) and a status
+// over its stdout. The parent keeps everything else, the privacy
 // unit columns included, and attributes units from the rows as before.
 //
 // Inside, before it reads an untrusted byte, the sandbox sets its own

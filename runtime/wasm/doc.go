@@ -16,6 +16,12 @@
 //		return nil
 //	})
 //
+// ProcessBatchRuns delivers the contributions of host kernels (import
+// k_emit) in the ranged form instead: key runs over row ranges, a selection
+// bitmap and the value column's Arrow buffer, with no row, key and value
+// per contribution in memory; Emission.Each (or the fields) reads them.
+// ProcessBatch expands them, for consumers of the listed form.
+//
 // # What a guest can reach
 //
 // Only module "cove" (output, key, emit) and these WASI functions of

@@ -324,3 +324,47 @@ func TestCountRange(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleBudget: groupings of keys that change every row cost two
+// elements per row, bitmaps of the batch rows/32, listed selections a row
+// each: the budget of 16 × rows + 65,536 refuses the same pipelines as
+// when every handle was listed.
+func TestHandleBudget(t *testing.T) {
+	const n = 1 << 17
+	b := array.NewInt64Builder(memory.NewGoAllocator())
+	for r := range n {
+		b.Append(int64(r * 7919 % 1000))
+	}
+	a := b.NewArray()
+	rec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "k", Type: a.DataType()}}, nil), []arrow.Array{a}, n)
+	a.Release()
+	defer rec.Release()
+	mem := make([]byte, 64)
+	for _, c := range []struct {
+		name string
+		call func(s *State) (uint32, error)
+		max  int // handles made before the limit
+	}{
+		{"grouping by a key changing every row", func(s *State) (uint32, error) { return s.KBucket(mem, 0, 0, 1) }, (16*n + handleSlack) / (2 * n)},
+		{"bitmap selection", func(s *State) (uint32, error) { return s.KFilter(mem, 0, 0, OpNotNull, 0, 0) }, MaxHandles},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewState(Limits{MaxEmits: 1, MaxKeyBytes: 64, MaxKeys: 1 << 20, MaxKeyTotalBytes: 1 << 30}, []string{"o"})
+			s.BeginBatch(rec, func(*Emission) error { return nil })
+			defer s.EndBatch()
+			made := 0
+			for {
+				if _, err := c.call(s); err != nil {
+					if !isKind(err, KindLimit) {
+						t.Fatal(err)
+					}
+					break
+				}
+				made++
+			}
+			if made != c.max {
+				t.Errorf("%d handles before the limit, want %d", made, c.max)
+			}
+		})
+	}
+}

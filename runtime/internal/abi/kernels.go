@@ -80,8 +80,8 @@ func (s *State) handle(h uint32) (vec, error) {
 }
 
 // newHandle stores v and returns its handle. Its cost against the element
-// budget is in u32s: rows and keys of a listed vec; a bitmap (rows/32) and
-// three per run of a dense one.
+// budget is its rows (twice for a grouping), or what the host holds of a
+// dense one when less: a bitmap (rows/32 u32s) and three u32s per run.
 func (s *State) newHandle(v vec) (uint32, error) {
 	if len(s.handles) >= MaxHandles {
 		return 0, limitErr("more than %d kernel handles in one batch", MaxHandles)
@@ -91,7 +91,11 @@ func (s *State) newHandle(v vec) (uint32, error) {
 		n *= 2
 	}
 	if v.dense {
-		n = 2*int64(len(v.bits)) + 3*int64(len(v.runs))
+		n = int64(v.n)
+		if v.grouped {
+			n *= 2
+		}
+		n = min(n, 2*int64(len(v.bits))+3*int64(len(v.runs)))
 	}
 	if s.handleElems+n > HandleRowsFactor*int64(s.rows)+handleSlack {
 		return 0, limitErr("kernel results exceed %d× the batch's rows", HandleRowsFactor)
