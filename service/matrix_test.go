@@ -119,6 +119,8 @@ func TestRoleEndpointMatrix(t *testing.T) {
 	reason := jsonBody(map[string]string{"reason": "matrix"})
 	static := func(p string) func(string) string { return func(string) string { return p } }
 	nf, unproc := http.StatusNotFound, http.StatusUnprocessableEntity
+	bad := http.StatusBadRequest
+	octets := func(string) (string, []byte) { return "application/octet-stream", []byte("not an HE message") }
 
 	cases := []matrixCase{
 		{method: "GET", pattern: "/healthz", path: static("/healthz")},
@@ -183,6 +185,23 @@ func TestRoleEndpointMatrix(t *testing.T) {
 		{method: "GET", pattern: "/v1/statements", path: static("/v1/statements")},
 		// Another operator's statements: refused.
 		{method: "GET", pattern: "/v1/statements", path: static("/v1/statements?operator=" + operatorA), want: map[string]int{"operator-b": http.StatusForbidden}},
+		// The HE routes (he_test.go runs them for real): a setup registered
+		// here, its keys never built; garbage binary bodies are refused.
+		{method: "POST", pattern: "/v1/he/setups", path: static("/v1/he/setups"), body: jsonBody(map[string]any{"name": "m-setup",
+			"params":    map[string]any{"scheme": "ckks", "log_n": 14, "log_q": []int{60, 50, 50, 50}, "log_p": []int{61}, "log_scale": 50, "flood_bits": 30},
+			"providers": []string{"uci"}})},
+		{method: "GET", pattern: "/v1/he/setups/{name}", path: static("/v1/he/setups/m-setup")},
+		{method: "POST", pattern: "/v1/he/setups/{name}/keygen", path: static("/v1/he/setups/m-setup/keygen"), body: octets, want: map[string]int{"provider": bad}},
+		{method: "GET", pattern: "/v1/he/setups/{name}/keys", path: static("/v1/he/setups/m-setup/keys"),
+			want: map[string]int{"authority": nf, "provider": nf, "operator": nf, "operator-b": nf}},
+		{method: "POST", pattern: "/v1/he/columns/{dataset}/{column}", path: static("/v1/he/columns/adult/age?setup=m-setup"), body: octets, want: map[string]int{"provider": nf}},
+		{method: "POST", pattern: "/v1/he/recipients", path: static("/v1/he/recipients"), body: octets, want: map[string]int{"operator": bad, "operator-b": bad}},
+		{method: "GET", pattern: "/v1/he/shares", path: static("/v1/he/shares")},
+		{method: "GET", pattern: "/v1/he/shares/{session}", path: static("/v1/he/shares/" + strings.Repeat("00", 32)), want: map[string]int{"provider": nf}},
+		{method: "POST", pattern: "/v1/jobs/{id}/he/shares", path: static("/v1/jobs/" + relJob + "/he/shares"), body: octets, want: map[string]int{"provider": bad}},
+		{method: "POST", pattern: "/v1/he/queries", path: static("/v1/he/queries"), body: jsonBody(map[string]any{"id": "q-m", "grant": grantA, "dataset": "adult", "query": []byte("x")}),
+			want: map[string]int{"operator": bad, "operator-b": bad}},
+		{method: "GET", pattern: "/v1/he/queries/{id}", path: static("/v1/he/queries/q-m"), want: map[string]int{"operator": nf, "operator-b": nf}},
 		{method: "GET", pattern: "/v1/disclosure", path: static("/v1/disclosure")},
 		{method: "GET", pattern: "/v1/tokens", path: static("/v1/tokens")},
 		{method: "POST", pattern: "/v1/tokens", path: static("/v1/tokens"), body: jsonBody(map[string]string{"role": "public"})},
