@@ -26,7 +26,7 @@ code { font-size: .85em; }
 </head>
 <body>
 <h1>Disclosure report</h1>
-<p>Public-data authorized operation: grants, data products and resource use, derived from the ledger
+<p>Public-data authorized operation: grants, data products, encrypted queries and resource use, derived from the ledger
 alone (regulation art. 32). Generated {{.Generated.Format "2006-01-02 15:04 MST"}} from a ledger of
 {{.Ledger.Size}} entries, tree head <code id="ledger-head">{{.Ledger.Hash}}</code>.</p>
 
@@ -53,11 +53,23 @@ alone (regulation art. 32). Generated {{.Generated.Format "2006-01-02 15:04 MST"
 </tr>{{else}}<tr><td colspan="7">no products</td></tr>{{end}}
 </table>
 
+<h2 id="queries">Encrypted operator queries</h2>
+<p>Each answer is the operator's encrypted vector applied to a differentially private release of the
+named aggregate; the sandbox never holds the vector, and only the operator can open the answer.</p>
+<table>
+<tr><th>query</th><th>answered</th><th>operator</th><th>grant</th><th>dataset</th><th>purpose</th><th>aggregate</th><th>mechanism</th><th>ε</th><th>δ</th></tr>
+{{range .Queries}}<tr class="query">
+<td>{{.ID}} <code>{{.Query}}</code></td><td>{{date .Answered}}</td><td>{{.Operator}}</td><td>{{.Grant}}</td><td>{{.Dataset}}</td><td>{{.Purpose}}</td>
+<td>sums of {{join .Columns ", "}} by {{.GroupBy}} ({{.Groups}} groups)</td><td>{{.Mechanism}}</td>
+<td class="num">{{printf "%.2f" .Epsilon}}</td><td class="num">{{printf "%.2g" .Delta}}</td>
+</tr>{{else}}<tr><td colspan="10">no queries</td></tr>{{end}}
+</table>
+
 <h2 id="usage">Resource use per dataset</h2>
 <table>
-<tr><th>dataset</th><th>jobs run</th><th>releases</th><th>rejected</th><th>rows read</th><th>bytes read</th><th>guest CPU s</th><th>ε spent</th></tr>
+<tr><th>dataset</th><th>jobs run</th><th>releases</th><th>HE queries</th><th>rejected</th><th>rows read</th><th>bytes read</th><th>guest CPU s</th><th>ε spent</th></tr>
 {{range .Usage}}<tr class="usage">
-<td>{{.Dataset}}</td><td class="num">{{.Jobs}}</td><td class="num">{{.Releases}}</td><td class="num">{{.Rejected}}</td>
+<td>{{.Dataset}}</td><td class="num">{{.Jobs}}</td><td class="num">{{.Releases}}</td><td class="num">{{.Queries}}</td><td class="num">{{.Rejected}}</td>
 <td class="num">{{.Rows}}</td><td class="num">{{.Bytes}}</td><td class="num">{{printf "%.1f" .GuestSeconds}}</td><td class="num">{{printf "%.2f" .Epsilon}}</td>
 </tr>{{end}}
 </table>

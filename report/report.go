@@ -51,16 +51,36 @@ type Output struct {
 	Epsilon    float64  `json:"epsilon"`
 }
 
+// Query is an operator's encrypted query (he.query) as disclosed: who
+// asked what of which dataset and at what privacy cost, never the vector
+// (the sandbox never holds it) nor the reply (only the operator opens it).
+type Query struct {
+	ID        string    `json:"id"` // "Q-" + the ledger sequence number
+	Query     string    `json:"query"`
+	Operator  string    `json:"operator"`
+	Grant     string    `json:"grant"`
+	Dataset   string    `json:"dataset"`
+	Purpose   string    `json:"purpose"`
+	Answered  time.Time `json:"answered"`
+	Columns   []string  `json:"columns"`
+	GroupBy   string    `json:"group_by"`
+	Groups    int       `json:"groups"`
+	Mechanism string    `json:"mechanism"`
+	Epsilon   float64   `json:"epsilon"`
+	Delta     float64   `json:"delta"`
+}
+
 // Usage is the resource use of one dataset.
 type Usage struct {
 	Dataset      string  `json:"dataset"`
 	Jobs         int     `json:"jobs"` // jobs that ran (released or failed after starting)
 	Releases     int     `json:"releases"`
+	Queries      int     `json:"he_queries"` // encrypted operator queries answered
 	Rejected     int     `json:"rejected"`
 	Rows         int64   `json:"rows_read"`
 	Bytes        int64   `json:"bytes_read"`
 	GuestSeconds float64 `json:"guest_seconds"`
-	Epsilon      float64 `json:"epsilon_spent"`
+	Epsilon      float64 `json:"epsilon_spent"` // by releases and encrypted queries
 }
 
 // Disclosure is the art. 32 report.
@@ -70,6 +90,7 @@ type Disclosure struct {
 	Datasets  []string    `json:"datasets"`
 	Grants    []Grant     `json:"grants"`
 	Products  []Product   `json:"products"`
+	Queries   []Query     `json:"he_queries"`
 	Usage     []Usage     `json:"usage"`
 }
 
@@ -96,6 +117,25 @@ type releaseBody struct {
 	Epsilon float64         `json:"epsilon_debited"`
 	Delta   float64         `json:"delta_debited"`
 	Release json.RawMessage `json:"release"`
+}
+
+// heQueryBody mirrors store.HEQuery and the spec jobs records: the fields
+// the reports read.
+type heQueryBody struct {
+	ID       string    `json:"id"`
+	Operator string    `json:"operator"`
+	Grant    string    `json:"grant"`
+	Dataset  string    `json:"dataset"`
+	Purpose  string    `json:"purpose"`
+	Epsilon  float64   `json:"epsilon"`
+	Delta    float64   `json:"delta"`
+	Time     time.Time `json:"time"`
+	Spec     struct {
+		Columns   []string `json:"columns"`
+		GroupBy   string   `json:"group_by"`
+		Groups    []string `json:"groups"`
+		Mechanism string   `json:"mechanism"`
+	} `json:"spec"`
 }
 
 type releaseOutputs struct {
@@ -133,6 +173,7 @@ type state struct {
 	jobs     map[string]jobInfo
 	meters   map[string]metering
 	products []Product
+	queries  []Query
 	runs     []Run
 	rejected map[string]int
 }
@@ -210,6 +251,18 @@ func fold(entries iter.Seq2[ledger.Entry, error]) (*state, error) {
 			st.products = append(st.products, p)
 			st.runs = append(st.runs, Run{Job: e.Subject, Operator: j.Operator, Grant: rb.Grant, Dataset: rb.Dataset, At: e.Time,
 				Released: true, Metering: m, Epsilon: rb.Epsilon})
+		case ledger.HEQuery:
+			var q heQueryBody
+			if err := json.Unmarshal(e.Body, &q); err != nil {
+				return nil, bad(err)
+			}
+			at := q.Time
+			if at.IsZero() {
+				at = e.Time
+			}
+			st.queries = append(st.queries, Query{ID: fmt.Sprintf("Q-%d", e.Seq), Query: e.Subject, Operator: q.Operator, Grant: q.Grant,
+				Dataset: q.Dataset, Purpose: q.Purpose, Answered: at, Columns: q.Spec.Columns, GroupBy: q.Spec.GroupBy,
+				Groups: len(q.Spec.Groups), Mechanism: q.Spec.Mechanism, Epsilon: q.Epsilon, Delta: q.Delta})
 		}
 	}
 	return st, nil
@@ -222,7 +275,7 @@ func NewDisclosure(entries iter.Seq2[ledger.Entry, error], head ledger.Head, now
 	if err != nil {
 		return nil, err
 	}
-	d := &Disclosure{Generated: now.UTC(), Ledger: head, Datasets: st.datasets, Products: st.products}
+	d := &Disclosure{Generated: now.UTC(), Ledger: head, Datasets: st.datasets, Products: st.products, Queries: st.queries}
 	for _, id := range st.order {
 		d.Grants = append(d.Grants, *st.grants[id])
 	}
@@ -246,6 +299,11 @@ func NewDisclosure(entries iter.Seq2[ledger.Entry, error], head ledger.Head, now
 			u.Releases++
 			u.Epsilon += r.Epsilon
 		}
+	}
+	for _, q := range st.queries {
+		u := get(q.Dataset)
+		u.Queries++
+		u.Epsilon += q.Epsilon
 	}
 	for ds, n := range st.rejected {
 		if ds != "" {

@@ -122,3 +122,60 @@ func abs(x float64) float64 {
 	}
 	return x
 }
+
+// TestDisclosureHEQueries: an answered encrypted query (he.query, as the
+// store logs it) is disclosed with its dataset, operator, privacy cost,
+// mechanism and group count, and counted in the dataset's use, without the
+// hashes of the query or reply.
+func TestDisclosureHEQueries(t *testing.T) {
+	es := ledgerOf(t)
+	at := t0.Add(7 * time.Hour)
+	e, err := ledger.New(uint64(len(es)+1), at, ledger.HEQuery, "q-7", map[string]any{
+		"id": "q-7", "operator": "city-lab", "grant": "g-pw", "dataset": "air", "purpose": "public-research",
+		"spec": map[string]any{"columns": []string{"temp", "humidity"}, "bounds": [][2]float64{{-10, 40}, {0, 100}},
+			"group_by": "station", "groups": []string{"A", "B", "C"}, "mechanism": "gaussian", "l0": 2, "linf": []float64{50, 100}},
+		"request_sha256": "aa11", "query_sha256": "bb22", "reply_sha256": "cc33",
+		"epsilon": 0.25, "delta": 1e-6, "period": t0.Format(time.RFC3339), "time": at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es = append(es, e)
+	d, err := NewDisclosure(ledger.Slice(es), ledger.Head{Size: uint64(len(es))}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Queries) != 1 {
+		t.Fatalf("queries %+v", d.Queries)
+	}
+	q := d.Queries[0]
+	if q.Query != "q-7" || q.Operator != "city-lab" || q.Dataset != "air" || q.Groups != 3 || q.Mechanism != "gaussian" ||
+		q.Epsilon != 0.25 || q.Delta != 1e-6 || !q.Answered.Equal(at) || q.GroupBy != "station" || len(q.Columns) != 2 {
+		t.Fatalf("query %+v", q)
+	}
+	if u := d.Usage[0]; u.Queries != 1 || u.Releases != 3 || u.Epsilon != 1.75 {
+		t.Fatalf("usage %+v", u)
+	}
+	var html bytes.Buffer
+	if err := d.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"q-7", "city-lab", "temp, humidity by station (3 groups)", "gaussian", "0.25"} {
+		if !strings.Contains(html.String(), want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	for _, no := range []string{"aa11", "bb22", "cc33"} {
+		if strings.Contains(html.String(), no) {
+			t.Errorf("HTML shows %q", no)
+		}
+	}
+	// Statements do not price queries yet: the same as without the entry.
+	with, err := Statements(ledger.Slice(es), DefaultPrices, "2026-11", "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, _ := Statements(ledger.Slice(es[:len(es)-1]), DefaultPrices, "2026-11", "", t0)
+	if len(with) != len(without) || with[1].Total != without[1].Total {
+		t.Errorf("statements changed by a query: %+v vs %+v", with, without)
+	}
+}
