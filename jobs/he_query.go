@@ -26,50 +26,53 @@ import (
 // len(Columns), encrypted under the operator's own key (he.Query), applied
 // to a public aggregate of the dataset: X[g][j] is the sum over the rows of
 // group g (rows whose GroupBy value is Groups[g]) of column j clamped to
-// Bounds[j]. The reply holds y[g] = Σ_j q[j]·X[g][j] + DP noise, under the
-// operator's key. The sandbox never sees q.
+// Bounds[j]. The reply holds y[g] = Σ_j q[j]·X̃[g][j] under the operator's
+// key, where X̃ is X with DP noise on every element. The sandbox never sees q.
 //
 // DP: one row (the privacy unit) reaches one group and moves X[g][j] by at
-// most span_j = max(hi−lo, |lo|, |hi|), so y[g] moves by at most
-// VectorBound·Σ_j span_j, where VectorBound is the operator's declared bound
-// on |q[j]|. The sandbox cannot check a bound on an encrypted vector (there
-// is no range proof under lattigo): the guarantee holds for an operator
-// that keeps to its declared bound, which the ledger records.
+// most span_j = max(hi−lo, |lo|, |hi|) in each of the J columns. The enclave
+// noises X in the clear before the encrypted evaluation (he.EvaluateQuery:
+// l0 = J, lInf = span_j per column), so X̃ is an (ε, δ)-DP release and the
+// reply is post-processing of it, for any q: the guarantee does not depend
+// on the operator's vector, which the sandbox cannot read or bound.
 type HEQueryRequest struct {
-	ID          string       `json:"id"`
-	Grant       string       `json:"grant"`
-	Dataset     string       `json:"dataset"`
-	Purpose     string       `json:"purpose"`
-	Columns     []string     `json:"columns"`
-	Bounds      [][2]float64 `json:"bounds"`
-	GroupBy     string       `json:"group_by"`
-	Groups      []string     `json:"groups"`
-	VectorBound float64      `json:"vector_bound"`
-	Mechanism   string       `json:"mechanism,omitempty"` // laplace (default) or gaussian
-	Epsilon     float64      `json:"epsilon"`
-	Delta       float64      `json:"delta,omitempty"`
-	Query       []byte       `json:"query"` // serialized he.Query (base64 in JSON)
+	ID        string       `json:"id"`
+	Grant     string       `json:"grant"`
+	Dataset   string       `json:"dataset"`
+	Purpose   string       `json:"purpose"`
+	Columns   []string     `json:"columns"`
+	Bounds    [][2]float64 `json:"bounds"`
+	GroupBy   string       `json:"group_by"`
+	Groups    []string     `json:"groups"`
+	Mechanism string       `json:"mechanism,omitempty"` // laplace (default) or gaussian
+	Epsilon   float64      `json:"epsilon"`
+	Delta     float64      `json:"delta,omitempty"`
+	Query     []byte       `json:"query"` // serialized he.Query (base64 in JSON)
 }
 
 // HEQueryReply is the sandbox's answer: the encrypted reply (serialized
 // he.QueryReply: only the operator opens it) and what the ledger recorded.
+// Noise is the per-element noise of X̃, from which the operator computes the
+// noise of its own y (he.QueryNoiseInfo.StdOf, Interval).
 type HEQueryReply struct {
-	Record store.HEQuery `json:"record"`
-	Reply  []byte        `json:"reply"`
-	Groups []string      `json:"groups"`
-	Noise  he.NoiseInfo  `json:"noise"`
+	Record store.HEQuery     `json:"record"`
+	Reply  []byte            `json:"reply"`
+	Groups []string          `json:"groups"`
+	Noise  he.QueryNoiseInfo `json:"noise"`
 }
 
-// querySpec is the public part of a query, recorded in the ledger.
+// querySpec is the public part of a query, recorded in the ledger: the
+// sensitivities (l0 = the number of columns, linf = span_j per column) and
+// the scale of the noise on each element of X (Laplace b_j or Gaussian σ_j).
 type querySpec struct {
-	Columns     []string     `json:"columns"`
-	Bounds      [][2]float64 `json:"bounds"`
-	GroupBy     string       `json:"group_by"`
-	Groups      []string     `json:"groups"`
-	VectorBound float64      `json:"vector_bound"`
-	Mechanism   string       `json:"mechanism"`
-	L0          int64        `json:"l0"`
-	LInf        float64      `json:"linf"`
+	Columns   []string     `json:"columns"`
+	Bounds    [][2]float64 `json:"bounds"`
+	GroupBy   string       `json:"group_by"`
+	Groups    []string     `json:"groups"`
+	Mechanism string       `json:"mechanism"`
+	L0        int64        `json:"l0"`
+	LInf      []float64    `json:"linf"`
+	Scale     []float64    `json:"scale,omitempty"`
 }
 
 // MaxQueryGroups bounds the groups of one query.
@@ -114,13 +117,14 @@ func (r *Runner) AnswerHEQuery(ctx context.Context, operator string, req HEQuery
 	if spec.Mechanism == string(he.Gaussian) {
 		mech = he.Gaussian
 	}
-	rep, err := he.EvaluateQuery(ctx, q, X, he.QueryNoise{DP: he.DP{Mechanism: mech, Epsilon: req.Epsilon, Delta: req.Delta}, L0: spec.L0, LInf: spec.LInf})
+	rep, err := he.EvaluateQuery(ctx, q, X, he.QueryNoise{DP: he.DP{Mechanism: mech, Epsilon: req.Epsilon, Delta: req.Delta}, Span: spec.LInf})
 	for _, row := range X {
 		clear(row)
 	}
 	if err != nil {
 		return nil, err
 	}
+	spec.Scale = rep.Noise().Scale
 	reply, err := rep.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -174,7 +178,8 @@ func storedReply(q store.HEQuery, reply []byte) (*HEQueryReply, error) {
 }
 
 // checkHEQuery checks a query against its grant and returns its public spec
-// with the sensitivities.
+// with the sensitivities of X: l0 = J (a row reaches the J columns of its
+// group) and lInf = span_j per column.
 func (r *Runner) checkHEQuery(ctx context.Context, operator string, req HEQueryRequest) (querySpec, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: HE query: "+format, append([]any{cove.ErrInvalid}, a...)...)
@@ -189,8 +194,6 @@ func (r *Runner) checkHEQuery(ctx context.Context, operator string, req HEQueryR
 		return spec, bad("group_by and groups (public values) are required")
 	case len(req.Groups) > MaxQueryGroups || len(req.Columns) > 4096:
 		return spec, fmt.Errorf("%w: HE query: at most %d groups and 4096 columns", cove.ErrLimit, MaxQueryGroups)
-	case !(req.VectorBound > 0) || req.VectorBound > 1<<20:
-		return spec, bad("vector_bound must be in (0, 2^20]")
 	case !(req.Epsilon > 0) || math.IsInf(req.Epsilon, 0) || !(req.Delta >= 0 && req.Delta < 1):
 		return spec, bad("epsilon must be positive and finite, delta in [0, 1)")
 	}
@@ -232,7 +235,7 @@ func (r *Runner) checkHEQuery(ctx context.Context, operator string, req HEQueryR
 	case gs.RevokedAt != nil:
 		return spec, fmt.Errorf("%w: grant %s was revoked", cove.ErrGrantInactive, g.ID)
 	}
-	var sumSpan float64
+	spans := make([]float64, 0, len(req.Columns))
 	for j, c := range append(slices.Clone(req.Columns), req.GroupBy) {
 		if !g.CanRead(d, c) {
 			return spec, fmt.Errorf("%w: column %q of dataset %s is not in grant %s", cove.ErrOutOfScope, c, d.Name, g.ID)
@@ -241,10 +244,10 @@ func (r *Runner) checkHEQuery(ctx context.Context, operator string, req HEQueryR
 			break
 		}
 		lo, hi := req.Bounds[j][0], req.Bounds[j][1]
-		if !(lo <= hi) || math.Abs(lo) > 1<<30 || math.Abs(hi) > 1<<30 {
-			return spec, bad("bounds of column %q are empty or beyond ±2^30", c)
+		if !(lo <= hi) || math.Abs(lo) > 1<<30 || math.Abs(hi) > 1<<30 || (lo == 0 && hi == 0) {
+			return spec, bad("bounds of column %q are empty, [0, 0] or beyond ±2^30", c)
 		}
-		sumSpan += max(hi-lo, math.Abs(lo), math.Abs(hi))
+		spans = append(spans, max(hi-lo, math.Abs(lo), math.Abs(hi)))
 	}
 	b, err := r.store.Budget(ctx, g.ID, d.Name)
 	if err != nil {
@@ -253,8 +256,8 @@ func (r *Runner) checkHEQuery(ctx context.Context, operator string, req HEQueryR
 	if b.Spent+b.Reserved+req.Epsilon > b.Cap+1e-12 {
 		return spec, fmt.Errorf("%w: query needs ε %g; grant %s has %g left on dataset %s", cove.ErrBudgetExceeded, req.Epsilon, g.ID, b.Cap-b.Spent-b.Reserved, d.Name)
 	}
-	return querySpec{Columns: req.Columns, Bounds: req.Bounds, GroupBy: req.GroupBy, Groups: req.Groups, VectorBound: req.VectorBound,
-		Mechanism: mech, L0: 1, LInf: req.VectorBound * sumSpan}, nil
+	return querySpec{Columns: req.Columns, Bounds: req.Bounds, GroupBy: req.GroupBy, Groups: req.Groups,
+		Mechanism: mech, L0: int64(len(spans)), LInf: spans}, nil
 }
 
 // queryMatrix computes X[g][j]: per group, the sum of each column clamped

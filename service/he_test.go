@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -489,17 +490,28 @@ func TestHEThroughAPI(t *testing.T) {
 		// are recognizable in the sandbox's files.
 		vector := []float64{0.7315926535, -1.2718281828}
 		q := client.HEQuery{ID: "q-1", Grant: "g-he", Dataset: "air-he", Purpose: "research", Columns: []string{"temp", "humidity"},
-			Bounds: [][2]float64{{-10, 40}, {0, 100}}, GroupBy: "station", Groups: heStations, VectorBound: 2, Epsilon: 1}
+			Bounds: [][2]float64{{-10, 40}, {0, 100}}, GroupBy: "station", Groups: heStations, Epsilon: 1}
 		before := w.spent(t)
 		res, err := w.op.RunHEQuery(ctx, w.operator, q, vector)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tol := res.Noise.Interval(1e-9)
+		// The noise is on each element of X: l0 = 2 columns, lInf = the
+		// spans 50 and 100, Laplace b_j = 2·span_j/ε.
+		if nz := res.Noise; nz.Mechanism != he.Laplace || nz.L0 != 2 || len(nz.Scale) != 2 || nz.Scale[0] != 100 || nz.Scale[1] != 200 {
+			t.Fatalf("noise %+v, want Laplace scales [100 200]", nz)
+		}
+		tol, err := res.Noise.Interval(vector, 1e-9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sd := math.Hypot(vector[0]*res.Noise.Std[0], vector[1]*res.Noise.Std[1]); math.Abs(res.NoiseStd-sd) > 1e-9*sd || !(res.CI95Half > 0 && res.CI95Half < tol) {
+			t.Errorf("result noise std %v (want %v), 95%% half-width %v", res.NoiseStd, sd, res.CI95Half)
+		}
 		same := 0
 		for g, st := range heStations {
 			exact := vector[0]*w.temp[g] + vector[1]*w.hum[g]
-			t.Logf("station %s: reply %.3f exact %.3f (DP std %.1f, ±%.1f)", st, res.Values[g], exact, res.Noise.Std, tol)
+			t.Logf("station %s: reply %.3f exact %.3f (DP std %.1f, ±%.1f)", st, res.Values[g], exact, res.NoiseStd, tol)
 			if math.Abs(res.Values[g]-exact) > tol {
 				t.Errorf("station %s: %v, exact %v beyond ±%v", st, res.Values[g], exact, tol)
 			}
@@ -514,7 +526,7 @@ func TestHEThroughAPI(t *testing.T) {
 			t.Fatalf("ε spent %v → %v, want +1", before, s)
 		}
 		// The stored reply is the same: no new noise, no new debit.
-		again, err := w.op.OpenHEQuery(ctx, w.operator, "q-1")
+		again, err := w.op.OpenHEQuery(ctx, w.operator, "q-1", vector)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -531,9 +543,60 @@ func TestHEThroughAPI(t *testing.T) {
 		}
 		// Another operator's key cannot open the reply.
 		other, _ := he.NewOperator(w.keys.Params())
-		if bad, err := w.op.OpenHEQuery(ctx, other, "q-1"); err == nil && math.Abs(bad.Values[0]-res.Values[0]) < 1 {
+		if bad, err := w.op.OpenHEQuery(ctx, other, "q-1", nil); err == nil && math.Abs(bad.Values[0]-res.Values[0]) < 1 {
 			t.Fatal("another key opened the reply")
 		}
+		// A dishonest operator sends a huge vector: it pays the same ε and
+		// gets the same per-element noise (the sandbox never sees the
+		// vector), and y/10^6 still carries that noise: the operator cannot
+		// read X more precisely than the DP release of X allows.
+		huge := []float64{1e6, 1e6}
+		sd := math.Hypot(res.Noise.Std[0], res.Noise.Std[1]) // the noise of y/10^6
+		var sq float64
+		n := 0
+		for i := range 3 {
+			bq := q
+			bq.ID = fmt.Sprintf("q-huge-%d", i)
+			big, err := w.op.RunHEQuery(ctx, w.operator, bq, huge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(big.Noise, res.Noise) {
+				t.Fatalf("noise of a huge vector %+v, of an honest one %+v", big.Noise, res.Noise)
+			}
+			half, _ := big.Noise.Interval(huge, 1e-9)
+			for g := range heStations {
+				d := big.Values[g]/1e6 - (w.temp[g] + w.hum[g])
+				if math.Abs(d) > half/1e6 {
+					t.Errorf("query %s, station %d: y/1e6 is %v from the exact sum, beyond ±%v", bq.ID, g, d, half/1e6)
+				}
+				sq += d * d
+				n++
+			}
+		}
+		rms := math.Sqrt(sq / float64(n))
+		t.Logf("huge vector: y/1e6 is %.1f (rms over %d values) from the exact X sums; reported noise std %.1f", rms, n, sd)
+		if rms < 0.15*sd || rms > 4*sd {
+			t.Errorf("y/1e6 errs by %v rms, reported noise std %v", rms, sd)
+		}
+		if s := w.spent(t); math.Abs(s-before-4) > 1e-9 {
+			t.Fatalf("ε spent %v → %v, want +4", before, s)
+		}
+		// vector_bound is no part of a query any more: refused as unknown.
+		body := []byte(`{"id":"q-old","grant":"g-he","dataset":"air-he","purpose":"research","columns":["temp"],"bounds":[[0,1]],` +
+			`"group_by":"station","groups":["north"],"vector_bound":2,"epsilon":1,"query":"AAAA"}`)
+		req, _ := http.NewRequestWithContext(ctx, "POST", w.e.url+"/v1/he/queries", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+w.e.tokens["operator"])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("a query with vector_bound: HTTP %d, want 400", resp.StatusCode)
+		}
+
 		// Nothing the sandbox stored or ledgered holds the vector in the
 		// clear: not as text, not as float64 or float32 in either byte order.
 		var needles [][]byte
@@ -573,6 +636,16 @@ func TestHEThroughAPI(t *testing.T) {
 		}
 		if !bytes.Contains(export.Bytes(), []byte(`"he.query"`)) {
 			t.Error("no he.query entry in the ledger")
+		}
+		// The disclosure report lists the queries from the ledger.
+		page, err := w.auth.DisclosureHTML(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"<code>q-1</code>", "<code>q-huge-2</code>", "temp, humidity by station (3 groups)"} {
+			if !bytes.Contains(page, []byte(want)) {
+				t.Errorf("disclosure report lacks %q", want)
+			}
 		}
 		t.Logf("scanned %d files of the data directory and the ledger export (%d bytes): no encoding of the vector", files, export.Len())
 	})

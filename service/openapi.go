@@ -206,10 +206,10 @@ func schemas() map[string]any {
 			"ciphertext_sha256": str(), "share_sha256": str()}),
 		"HEQueryRequest": obj("jobs.HEQueryRequest: query is the serialized he.Query (base64); X[g][j] = Σ over the rows of group g of column j clamped to bounds[j].", map[string]any{
 			"id": str(), "grant": str(), "dataset": str(), "purpose": str(), "columns": array(str()), "bounds": array(array(num())),
-			"group_by": str(), "groups": array(str()), "vector_bound": num(), "mechanism": str(), "epsilon": num(), "delta": num(),
-			"query": map[string]any{"type": "string", "format": "byte"}}, "id", "grant", "dataset", "purpose", "columns", "bounds", "group_by", "groups", "vector_bound", "epsilon", "query"),
+			"group_by": str(), "groups": array(str()), "mechanism": str(), "epsilon": num(), "delta": num(),
+			"query": map[string]any{"type": "string", "format": "byte"}}, "id", "grant", "dataset", "purpose", "columns", "bounds", "group_by", "groups", "epsilon", "query"),
 		"HEQueryReply": obj("jobs.HEQueryReply: reply is the serialized he.QueryReply (base64), under the operator's key.", map[string]any{
-			"record": obj("store.HEQuery", nil), "reply": map[string]any{"type": "string", "format": "byte"}, "groups": array(str()), "noise": obj("he.NoiseInfo", nil)}),
+			"record": obj("store.HEQuery", nil), "reply": map[string]any{"type": "string", "format": "byte"}, "groups": array(str()), "noise": obj("he.QueryNoiseInfo: the noise on each element of X, per column (std, scale, linf).", nil)}),
 		"TokenResponse": obj("service.TokenResponse: the token is shown once.", map[string]any{"token": str(), "info": ref("TokenInfo")}),
 	}
 }

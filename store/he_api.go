@@ -151,14 +151,15 @@ func (s *Store) HEShareGiven(ctx context.Context, provider, ciphertext string) (
 
 // HEQuery is an operator's encrypted query as the sandbox records it:
 // never the vector (the sandbox cannot read it), only hashes, the public
-// spec and the privacy cost.
+// spec and the privacy cost. The privacy cost does not depend on the
+// vector: the sandbox noises the aggregate the vector is applied to.
 type HEQuery struct {
 	ID            string    `json:"id"`
 	Operator      string    `json:"operator"`
 	Grant         string    `json:"grant"`
 	Dataset       string    `json:"dataset"`
 	Purpose       string    `json:"purpose"`
-	Spec          any       `json:"spec"`           // the public part of the request (columns, groups, bounds)
+	Spec          any       `json:"spec"`           // the public part of the request (columns, groups, bounds, mechanism) and the noise on X (sensitivities, scales)
 	RequestSHA256 string    `json:"request_sha256"` // of the whole request, encrypted query included
 	QuerySHA256   string    `json:"query_sha256"`   // of the encrypted query
 	ReplySHA256   string    `json:"reply_sha256"`

@@ -22,7 +22,8 @@
 //     ShareRequest.Combine run the collective public-key switch.
 //   - The operator (SDK): NewOperator draws its key pair; Open decrypts a
 //     release with DecodePublic; EncryptQuery / OpenReply wrap a vector the
-//     platform never sees, which EvaluateQuery applies to public data.
+//     platform never sees, which EvaluateQuery applies to public data after
+//     noising it in the clear (a DP release whatever the vector).
 //
 // # Threat model
 //

@@ -29,7 +29,7 @@ func TestOperatorSecretRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := EvaluateQuery(context.Background(), q, [][]float64{{2, 1}}, QueryNoise{DP: DP{Mechanism: Laplace, Epsilon: 1}, L0: 1, LInf: 1e-6})
+	rep, err := EvaluateQuery(context.Background(), q, [][]float64{{2, 1}}, QueryNoise{DP: DP{Mechanism: Laplace, Epsilon: 1}, Span: []float64{1e-6, 1e-6}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/bits"
 
-	"github.com/google/differential-privacy/go/v3/noise"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 
@@ -113,54 +112,39 @@ func UnmarshalQuery(b []byte) (*Query, error) {
 	return q, nil
 }
 
-// QueryNoise sets the DP noise of a query reply: the privacy parameters and
-// the sensitivities the lead derives from the public bounds it enforces (the
-// operator's declared bound on its vector times the rows' contribution to X).
-type QueryNoise struct {
-	DP   DP
-	L0   int64
-	LInf float64
-}
-
 // QueryReply is the enclave's answer to a query, under the operator's key.
 type QueryReply struct {
 	params Params
 	n      int
 	width  int
-	noise  NoiseInfo
+	noise  QueryNoiseInfo
 	ct     *rlwe.Ciphertext
 }
 
-// Noise describes the DP noise of the reply.
-func (r *QueryReply) Noise() NoiseInfo { return r.noise }
+// Noise describes the DP noise of the reply: per column, the noise of each
+// element of the noised aggregate the reply was computed from.
+func (r *QueryReply) Noise() QueryNoiseInfo { return r.noise }
 
-// EvaluateQuery computes, under the operator's key, y[r] = Σ_j q[j]·X[r][j]
-// for each row of the public matrix X (public aggregates or columns), adds
-// DP noise under encryption and returns the reply only the operator opens.
-// Row r is placed in block r of the replicated query: one product, one inner
-// sum over the block width, one mask for all rows.
+// EvaluateQuery adds DP noise to the public matrix X in the clear (qn: one
+// draw per element from google's noise package, see QueryNoise), then
+// computes, under the operator's key, y[r] = Σ_j q[j]·X̃[r][j] for each row
+// of the noised X̃ and returns the reply only the operator opens. X̃ is an
+// (ε, δ)-DP release on its own, so the reply is one for any vector q, which
+// the enclave cannot read or bound. Row r is placed in block r of the
+// replicated query: one product, one inner sum over the block width, one
+// mask for all rows. X is not modified; X̃ is cleared before returning.
 func EvaluateQuery(ctx context.Context, q *Query, X [][]float64, qn QueryNoise) (*QueryReply, error) {
 	p := q.params
 	w := queryWidth(q.n)
 	if len(X) < 1 || len(X) > p.Slots()/w {
 		return nil, fmt.Errorf("%w: he: %d rows (1..%d for a query of %d)", cove.ErrLimit, len(X), p.Slots()/w, q.n)
 	}
+	if len(qn.Span) != q.n {
+		return nil, fmt.Errorf("%w: he: %d column spans for a query of %d", cove.ErrInvalid, len(qn.Span), q.n)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: he: %v", cove.ErrCancelled, err)
 	}
-	var nz noise.Noise
-	switch qn.DP.Mechanism {
-	case Laplace:
-		nz = noise.Laplace()
-	case Gaussian:
-		nz = noise.Gaussian()
-	default:
-		return nil, fmt.Errorf("%w: he: unknown mechanism %q", cove.ErrInvalid, qn.DP.Mechanism)
-	}
-	eval := ckks.NewEvaluator(p.ckks, q.evk)
-	ecd := ckks.NewEncoder(p.ckks)
-	top := p.topLevel()
-	buf := make([]float64, p.Slots())
 	for r, row := range X {
 		if len(row) != q.n {
 			return nil, fmt.Errorf("%w: he: row %d has %d values for a query of %d", cove.ErrInvalid, r, len(row), q.n)
@@ -169,12 +153,25 @@ func EvaluateQuery(ctx context.Context, q *Query, X [][]float64, qn QueryNoise) 
 			if math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > 1<<30 {
 				return nil, fmt.Errorf("%w: he: X[%d][%d] = %v", cove.ErrInvalid, r, j, x)
 			}
-			buf[r*w+j] = x
 		}
+	}
+	noised, info, err := noiseMatrix(X, qn)
+	if err != nil {
+		return nil, err
+	}
+	eval := ckks.NewEvaluator(p.ckks, q.evk)
+	ecd := ckks.NewEncoder(p.ckks)
+	top := p.topLevel()
+	buf := make([]float64, p.Slots())
+	for r, row := range noised {
+		copy(buf[r*w:], row)
+		clear(row)
 	}
 	ptX := ckks.NewPlaintext(p.ckks, top)
 	ptX.Scale = rlwe.NewScale(p.rlwe.Q()[top])
-	if err := ecd.Encode(buf, ptX); err != nil {
+	err = ecd.Encode(buf, ptX)
+	clear(buf)
+	if err != nil {
 		return nil, wrap(err)
 	}
 	prod := ckks.NewCiphertext(p.ckks, 1, top)
@@ -188,7 +185,6 @@ func EvaluateQuery(ctx context.Context, q *Query, X [][]float64, qn QueryNoise) 
 	if err := eval.InnerSum(sum, 1, w, sum); err != nil {
 		return nil, wrap(err)
 	}
-	clear(buf)
 	for r := range X {
 		buf[r*w] = 1
 	}
@@ -202,29 +198,6 @@ func EvaluateQuery(ctx context.Context, q *Query, X [][]float64, qn QueryNoise) 
 	}
 	out := ckks.NewCiphertext(p.ckks, 1, top-2)
 	if err := eval.Rescale(sum, out); err != nil {
-		return nil, wrap(err)
-	}
-	info := NoiseInfo{Mechanism: qn.DP.Mechanism, Epsilon: qn.DP.Epsilon, Delta: qn.DP.Delta, L0: qn.L0, LInf: qn.LInf, Rounding: math.Exp2(-queryLogPrecision)}
-	clear(buf)
-	for r := range X {
-		v, err := nz.AddNoiseFloat64(0, qn.L0, qn.LInf, qn.DP.Epsilon, qn.DP.Delta)
-		if err != nil {
-			return nil, fmt.Errorf("%w: he: %v", cove.ErrPrivacy, err)
-		}
-		buf[r*w] = v
-	}
-	if qn.DP.Mechanism == Laplace {
-		info.Std = math.Sqrt2 * float64(qn.L0) * qn.LInf / qn.DP.Epsilon
-	} else {
-		info.Std = noise.SigmaForGaussian(qn.L0, qn.LInf, qn.DP.Epsilon, qn.DP.Delta)
-	}
-	ptN := ckks.NewPlaintext(p.ckks, out.Level())
-	ptN.Scale = out.Scale
-	if err := ecd.Encode(buf, ptN); err != nil {
-		return nil, wrap(err)
-	}
-	clear(buf)
-	if err := eval.Add(out, ptN, out); err != nil {
 		return nil, wrap(err)
 	}
 	return &QueryReply{params: p, n: len(X), width: w, noise: info, ct: out}, nil
@@ -262,6 +235,9 @@ func UnmarshalQueryReply(b []byte) (*QueryReply, error) {
 	r := &QueryReply{params: p, n: int(n), width: int(w), ct: rlwe.NewCiphertext(p.rlwe, 1, p.releaseLevel())}
 	if err := json.Unmarshal(f[3], &r.noise); err != nil {
 		return nil, fmt.Errorf("%w: he: reply: %v", cove.ErrInvalid, err)
+	}
+	if nz := r.noise; len(nz.Std) < 1 || len(nz.Scale) != len(nz.Std) || len(nz.LInf) != len(nz.Std) || nz.L0 != int64(len(nz.Std)) {
+		return nil, fmt.Errorf("%w: he: reply: noise description", cove.ErrInvalid)
 	}
 	if err := r.ct.UnmarshalBinary(f[4]); err != nil {
 		return nil, fmt.Errorf("%w: he: reply: %v", cove.ErrInvalid, err)

@@ -310,32 +310,41 @@ func OpenHE(op *he.Operator, rel *Release) (*Release, error) {
 
 // HEQuery is an encrypted query's public part: X[g][j] is the sum over the
 // rows of dataset whose GroupBy value is Groups[g] of Columns[j] clamped to
-// Bounds[j]; the reply is y[g] = Σ_j v[j]·X[g][j] plus DP noise, for the
-// operator's vector v with |v[j]| ≤ VectorBound (the noise is sized from
-// that bound, which the platform cannot check on an encrypted vector).
+// Bounds[j]; the sandbox adds DP noise to every element of X (scaled to
+// max(hi−lo, |lo|, |hi|) of the column, whatever the vector) and the reply
+// is y[g] = Σ_j v[j]·X̃[g][j] for the operator's vector v.
 type HEQuery struct {
-	ID          string       `json:"id"` // idempotency key: a retry returns the stored reply
-	Grant       string       `json:"grant"`
-	Dataset     string       `json:"dataset"`
-	Purpose     string       `json:"purpose"`
-	Columns     []string     `json:"columns"`
-	Bounds      [][2]float64 `json:"bounds"`
-	GroupBy     string       `json:"group_by"`
-	Groups      []string     `json:"groups"`
-	VectorBound float64      `json:"vector_bound"`
-	Mechanism   string       `json:"mechanism,omitempty"`
-	Epsilon     float64      `json:"epsilon"`
-	Delta       float64      `json:"delta,omitempty"`
+	ID        string       `json:"id"` // idempotency key: a retry returns the stored reply
+	Grant     string       `json:"grant"`
+	Dataset   string       `json:"dataset"`
+	Purpose   string       `json:"purpose"`
+	Columns   []string     `json:"columns"`
+	Bounds    [][2]float64 `json:"bounds"`
+	GroupBy   string       `json:"group_by"`
+	Groups    []string     `json:"groups"`
+	Mechanism string       `json:"mechanism,omitempty"`
+	Epsilon   float64      `json:"epsilon"`
+	Delta     float64      `json:"delta,omitempty"`
 }
 
 // HEQueryResult is an opened reply: one value per group, with the noise.
+// Noise is the per-element noise of the noised aggregate; NoiseStd and
+// CI95Half are the noise of each value for the vector the query was run
+// with (σ_y = √Σ_j v[j]²·σ_j²), NaN when the vector is not known.
 type HEQueryResult struct {
 	ID       string
 	Groups   []string
 	Values   []float64
-	Noise    he.NoiseInfo
+	Noise    he.QueryNoiseInfo
+	NoiseStd float64 // standard deviation of the DP noise of each value
 	CI95Half float64 // half-width of a 95% interval around each value
 	Record   json.RawMessage
+}
+
+// Interval returns the half-width of a 1−α interval around each value for
+// the vector the query was run with (he.QueryNoiseInfo.Interval).
+func (r *HEQueryResult) Interval(vector []float64, alpha float64) (float64, error) {
+	return r.Noise.Interval(vector, alpha)
 }
 
 type heQueryReply struct {
@@ -364,19 +373,21 @@ func (c *Client) RunHEQuery(ctx context.Context, op *he.Operator, q HEQuery, vec
 	if err := c.post(ctx, "/v1/he/queries", body, &rep); err != nil {
 		return nil, err
 	}
-	return openQueryReply(op, q.ID, rep)
+	return openQueryReply(op, q.ID, rep, vector)
 }
 
-// OpenHEQuery fetches a stored reply by id and opens it locally.
-func (c *Client) OpenHEQuery(ctx context.Context, op *he.Operator, id string) (*HEQueryResult, error) {
+// OpenHEQuery fetches a stored reply by id and opens it locally. vector is
+// the operator's vector the query was run with (kept on its side), for
+// NoiseStd and CI95Half; nil leaves them NaN.
+func (c *Client) OpenHEQuery(ctx context.Context, op *he.Operator, id string, vector []float64) (*HEQueryResult, error) {
 	var rep heQueryReply
 	if err := c.get(ctx, "/v1/he/queries/"+esc(id), nil, &rep); err != nil {
 		return nil, err
 	}
-	return openQueryReply(op, id, rep)
+	return openQueryReply(op, id, rep, vector)
 }
 
-func openQueryReply(op *he.Operator, id string, rep heQueryReply) (*HEQueryResult, error) {
+func openQueryReply(op *he.Operator, id string, rep heQueryReply, vector []float64) (*HEQueryResult, error) {
 	r, err := he.UnmarshalQueryReply(rep.Reply)
 	if err != nil {
 		return nil, err
@@ -385,7 +396,16 @@ func openQueryReply(op *he.Operator, id string, rep heQueryReply) (*HEQueryResul
 	if err != nil {
 		return nil, err
 	}
-	return &HEQueryResult{ID: id, Groups: rep.Groups, Values: vals, Noise: r.Noise(), CI95Half: r.Noise().Interval(0.05), Record: rep.Record}, nil
+	res := &HEQueryResult{ID: id, Groups: rep.Groups, Values: vals, Noise: r.Noise(), NoiseStd: math.NaN(), CI95Half: math.NaN(), Record: rep.Record}
+	if vector != nil {
+		if res.NoiseStd, err = res.Noise.StdOf(vector); err != nil {
+			return nil, err
+		}
+		if res.CI95Half, err = res.Noise.Interval(vector, 0.05); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 // WriteOperatorKey writes the operator's key pair to path, readable by the
