@@ -86,16 +86,19 @@ func TestConformanceIsolated(t *testing.T) {
 	}
 	suite.RunMatrix(t, engines, []suite.Guest{
 		{Name: "go", Build: func(t testing.TB) []byte { return goGuest(t, "../testdata/conform/goguest") }},
-		{Name: "c", Build: cGuest},
+		{Name: "c", Build: func(t testing.TB) []byte { return cGuestAt(t, "../testdata/conform/c/conform.c") }},
+		{Name: "c-lazy", Build: func(t testing.TB) []byte { return cGuestAt(t, "../testdata/conform/c/conform_lazy.c") }},
 	})
 }
 
-func cGuest(t testing.TB) []byte {
+func cGuest(t testing.TB) []byte { return cGuestAt(t, "../testdata/conform/c/conform.c") }
+
+func cGuestAt(t testing.TB, src string) []byte {
 	ctx := context.Background()
 	if err := guestbuild.HaveC(ctx); err != nil {
 		t.Skip(err)
 	}
-	bin, err := guestbuild.BuildC(ctx, "../testdata/conform/c/conform.c")
+	bin, err := guestbuild.BuildC(ctx, src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,14 @@
  * the host kernels (filter, bucket, emit over the batch's Arrow buffers on
  * the host, without a host call per row).
  *
+ * Lazy columns (docs/abi.md, "Lazy columns"): define COVE_LAZY_COLUMNS
+ * beside COVE_DEFINE_EXPORTS and the header asks the host for lazy batch
+ * regions (export cove_features): a column's data is copied in (import
+ * "column") the first time cove_column_get returns it in a batch, so a job
+ * copies only the columns it reads, and a kernels-only job none. Read
+ * columns through cove_column_get, which works either way; with lazy
+ * columns, b->cols[i] has only its name and type until then.
+ *
  * A refused host call stops the guest: the functions below return only
  * successful values. Nothing here prints; stdout and stderr reach an
  * operator only on mock-data runs.
@@ -65,6 +73,9 @@ COVE_IMPORT("k_emit") void cove_k_emit(uint32_t output, uint32_t handle, uint32_
 COVE_IMPORT("k_select") uint32_t cove_k_select(const uint32_t *rows, uint32_t n);
 COVE_IMPORT("k_len") uint32_t cove_k_len(uint32_t handle);
 COVE_IMPORT("k_read") uint32_t cove_k_read(uint32_t handle, uint32_t what, uint32_t from, uint32_t *dst, uint32_t n);
+#ifdef COVE_LAZY_COLUMNS
+COVE_IMPORT("column") void cove_column_import(uint32_t col, void *dst, uint32_t len);
+#endif
 
 #ifndef COVE_MAX_COLUMNS
 #define COVE_MAX_COLUMNS 64
@@ -90,10 +101,55 @@ typedef struct {
 typedef struct {
 	uint32_t rows, ncols;
 	cove_column cols[COVE_MAX_COLUMNS];
+	/* Lazy regions: which columns are copied in, and the lengths of each
+	 * column's validity, values and data (the lazy descriptor's). */
+	uint32_t lazy;
+	uint32_t loaded[(COVE_MAX_COLUMNS + 31) / 32];
+	uint32_t lens[COVE_MAX_COLUMNS][3];
 } cove_batch;
 
 static inline uint32_t cove__u32(const uint8_t *p) {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* cove__check checks a column's buffers against its type and rows (and
+ * finds a dictionary's entries); 0 when they are sound. */
+static inline int cove__check(cove_column *c, uint32_t rows) {
+	uint64_t bitmap = ((uint64_t)rows + 7) / 8;
+	uint64_t want;
+	switch (c->type) {
+	case COVE_INT64: case COVE_FLOAT64: case COVE_TIMESTAMP_S: case COVE_TIMESTAMP_MS:
+	case COVE_TIMESTAMP_US: case COVE_TIMESTAMP_NS: case COVE_DATE64:
+		want = 8ull * rows; break;
+	case COVE_INT32: case COVE_DATE32: case COVE_DICT_UTF8:
+		want = 4ull * rows; break;
+	case COVE_BOOL: want = bitmap; break;
+	case COVE_UTF8: want = 4ull * rows + 4; break;
+	default: return -1;
+	}
+	if (c->values_len != want) return -1;
+	if (c->type == COVE_UTF8) {
+		const int32_t *o = (const int32_t *)c->values;
+		for (uint32_t r = 0; r <= rows; r++)
+			if (o[r] < (r ? o[r - 1] : 0) || (uint32_t)o[r] > c->data_len) return -1;
+	}
+	if (c->type == COVE_DICT_UTF8) {
+		if (c->data_len < 8) return -1;
+		uint32_t n = cove__u32(c->data);
+		if ((uint64_t)8 + 4ull * (n + 1) > c->data_len) return -1;
+		c->dict_len = n;
+		c->dict_offsets = (const int32_t *)(c->data + 8);
+		uint32_t start = (8 + 4 * (n + 1) + 7) & ~7u;
+		uint32_t bytes = c->data_len > start ? c->data_len - start : 0;
+		for (uint32_t j = 0; j <= n; j++)
+			if (c->dict_offsets[j] < (j ? c->dict_offsets[j - 1] : 0) || (uint32_t)c->dict_offsets[j] > bytes) return -1;
+		c->data += start;
+		c->data_len = bytes;
+		const int32_t *ix = (const int32_t *)c->values;
+		for (uint32_t r = 0; r < rows; r++)
+			if ((ix[r] < 0 || (uint32_t)ix[r] >= n) && !(ix[r] == 0 && n == 0)) return -1;
+	}
+	return 0;
 }
 
 /* cove_decode parses a batch region; 0 on success. */
@@ -101,6 +157,7 @@ static inline int cove_decode(cove_batch *b, const uint8_t *region, uint32_t siz
 	if (size < 16 || cove__u32(region) != COVE_ABI_VERSION || cove__u32(region + 12) != size) return -1;
 	b->rows = cove__u32(region + 4);
 	b->ncols = cove__u32(region + 8);
+	b->lazy = 0;
 	if (b->ncols > COVE_MAX_COLUMNS || (uint64_t)16 + 32ull * b->ncols > size) return -1;
 	uint64_t bitmap = ((uint64_t)b->rows + 7) / 8;
 	for (uint32_t i = 0; i < b->ncols; i++) {
@@ -121,41 +178,76 @@ static inline int cove_decode(cove_batch *b, const uint8_t *region, uint32_t siz
 		c->values_len = f[5];
 		c->data = region + f[6];
 		c->data_len = f[7];
-		uint64_t want;
-		switch (c->type) {
-		case COVE_INT64: case COVE_FLOAT64: case COVE_TIMESTAMP_S: case COVE_TIMESTAMP_MS:
-		case COVE_TIMESTAMP_US: case COVE_TIMESTAMP_NS: case COVE_DATE64:
-			want = 8ull * b->rows; break;
-		case COVE_INT32: case COVE_DATE32: case COVE_DICT_UTF8:
-			want = 4ull * b->rows; break;
-		case COVE_BOOL: want = bitmap; break;
-		case COVE_UTF8: want = 4ull * b->rows + 4; break;
-		default: return -1;
-		}
-		if (c->values_len != want) return -1;
-		if (c->type == COVE_UTF8) {
-			const int32_t *o = (const int32_t *)c->values;
-			for (uint32_t r = 0; r <= b->rows; r++)
-				if (o[r] < (r ? o[r - 1] : 0) || (uint32_t)o[r] > c->data_len) return -1;
-		}
-		if (c->type == COVE_DICT_UTF8) {
-			if (c->data_len < 8 || f[6] % 8) return -1;
-			uint32_t n = cove__u32(c->data);
-			if ((uint64_t)8 + 4ull * (n + 1) > c->data_len) return -1;
-			c->dict_len = n;
-			c->dict_offsets = (const int32_t *)(c->data + 8);
-			uint32_t start = (8 + 4 * (n + 1) + 7) & ~7u;
-			uint32_t bytes = c->data_len > start ? c->data_len - start : 0;
-			for (uint32_t j = 0; j <= n; j++)
-				if (c->dict_offsets[j] < (j ? c->dict_offsets[j - 1] : 0) || (uint32_t)c->dict_offsets[j] > bytes) return -1;
-			c->data += start;
-			c->data_len = bytes;
-			const int32_t *ix = (const int32_t *)c->values;
-			for (uint32_t r = 0; r < b->rows; r++)
-				if ((ix[r] < 0 || (uint32_t)ix[r] >= n) && !(ix[r] == 0 && n == 0)) return -1;
-		}
+		if (f[6] % 8 && c->type == COVE_DICT_UTF8) return -1;
+		if (cove__check(c, b->rows) != 0) return -1;
 	}
 	return 0;
+}
+
+/* cove_decode_lazy parses a lazy batch region (names, types and lengths;
+ * no data); 0 on success. */
+static inline int cove_decode_lazy(cove_batch *b, const uint8_t *region, uint32_t size) {
+	if (size < 16 || cove__u32(region) != COVE_ABI_VERSION || cove__u32(region + 12) != size) return -1;
+	b->rows = cove__u32(region + 4);
+	b->ncols = cove__u32(region + 8);
+	b->lazy = 1;
+	memset(b->loaded, 0, sizeof b->loaded);
+	if (b->ncols > COVE_MAX_COLUMNS || (uint64_t)16 + 32ull * b->ncols > size) return -1;
+	uint64_t bitmap = ((uint64_t)b->rows + 7) / 8;
+	for (uint32_t i = 0; i < b->ncols; i++) {
+		const uint8_t *d = region + 16 + 32 * i;
+		uint32_t f[8];
+		for (int k = 0; k < 8; k++) f[k] = cove__u32(d + 4 * k);
+		if ((uint64_t)f[0] + f[1] > size || (f[3] != 0 && f[3] != bitmap)) return -1;
+		cove_column *c = &b->cols[i];
+		memset(c, 0, sizeof *c);
+		c->name.ptr = (const char *)region + f[0];
+		c->name.len = f[1];
+		c->type = f[2];
+		b->lens[i][0] = f[3], b->lens[i][1] = f[5], b->lens[i][2] = f[7];
+	}
+	return 0;
+}
+
+#ifdef COVE_LAZY_COLUMNS
+/* cove__load copies column i of a lazy batch in, into a buffer kept for
+ * column i from batch to batch. A block the host sent unsound traps. */
+static inline void cove__load(cove_batch *b, uint32_t i) {
+	static uint64_t *bufs[COVE_MAX_COLUMNS];
+	static size_t caps[COVE_MAX_COLUMNS];
+	static uint64_t empty;
+	const uint32_t *l = b->lens[i];
+	size_t pv = ((size_t)l[0] + 7) & ~(size_t)7, pa = ((size_t)l[1] + 7) & ~(size_t)7, pd = ((size_t)l[2] + 7) & ~(size_t)7;
+	size_t n = pv + pa + pd;
+	uint8_t *dst = (uint8_t *)&empty;
+	if (n) {
+		if (n > caps[i]) {
+			free(bufs[i]);
+			bufs[i] = aligned_alloc(8, n);
+			caps[i] = bufs[i] ? n : 0;
+			if (!bufs[i]) __builtin_trap();
+		}
+		dst = (uint8_t *)bufs[i];
+	}
+	cove_column_import(i, dst, (uint32_t)n);
+	cove_column *c = &b->cols[i];
+	c->validity = l[0] ? dst : NULL;
+	c->values = dst + pv;
+	c->values_len = l[1];
+	c->data = dst + pv + pa;
+	c->data_len = l[2];
+	if (cove__check(c, b->rows) != 0) __builtin_trap();
+	b->loaded[i >> 5] |= 1u << (i & 31);
+}
+#endif
+
+/* cove_column_get is column i (0 <= i < ncols) of the batch, its data
+ * copied in first when the batch is lazy. */
+static inline const cove_column *cove_column_get(const cove_batch *b, int i) {
+#ifdef COVE_LAZY_COLUMNS
+	if (b->lazy && !(b->loaded[(uint32_t)i >> 5] >> ((uint32_t)i & 31) & 1)) cove__load((cove_batch *)b, (uint32_t)i);
+#endif
+	return &b->cols[i];
 }
 
 /* cove_col is the index of the column named name, or -1. */
@@ -261,6 +353,15 @@ static cove_batch cove__batch;
 
 __attribute__((export_name("cove_abi_version"))) uint32_t cove__abi_version(void) { return COVE_ABI_VERSION; }
 
+static uint32_t cove__lazy;
+#ifdef COVE_LAZY_COLUMNS
+/* Lazy columns, when the host offers them (bit 1). */
+__attribute__((export_name("cove_features"))) uint32_t cove__features(uint32_t offered) {
+	cove__lazy = offered & 1;
+	return cove__lazy;
+}
+#endif
+
 /* One region, grown when a batch needs more, reused batch after batch: the
  * views of a batch (cove_str, column pointers) are valid until the next. */
 static size_t cove__cap;
@@ -276,7 +377,8 @@ __attribute__((export_name("cove_alloc"))) uint8_t *cove__alloc(uint32_t size) {
 }
 
 __attribute__((export_name("cove_batch"))) uint32_t cove__batch_export(const uint8_t *ptr, uint32_t size) {
-	if (!ptr || ptr != cove__region || cove_decode(&cove__batch, ptr, size) != 0) return 1;
+	if (!ptr || ptr != cove__region) return 1;
+	if ((cove__lazy ? cove_decode_lazy(&cove__batch, ptr, size) : cove_decode(&cove__batch, ptr, size)) != 0) return 1;
 	return cove_process(&cove__batch) == 0 ? 0 : 1;
 }
 #endif

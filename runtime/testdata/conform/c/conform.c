@@ -1,4 +1,5 @@
-/* The ABI conformance program (runtime/testdata/conform/job) in C. */
+/* The ABI conformance program (runtime/testdata/conform/job) in C
+ * (conform_lazy.c builds it with lazy columns). */
 #define COVE_DEFINE_EXPORTS
 #include "cove.h"
 
@@ -13,8 +14,9 @@ int cove_process(const cove_batch *b) {
 	int ci64 = cove_col(b, "i64"), ci32 = cove_col(b, "i32"), cf64 = cove_col(b, "f64"), cs = cove_col(b, "s");
 	int cb = cove_col(b, "b"), cd = cove_col(b, "d"), cts = cove_col(b, "ts"), cdt = cove_col(b, "dt");
 	if (ci64 < 0 || ci32 < 0 || cf64 < 0 || cs < 0 || cb < 0 || cd < 0 || cts < 0 || cdt < 0) return 1;
-	const cove_column *i64 = &b->cols[ci64], *i32 = &b->cols[ci32], *f64 = &b->cols[cf64], *s = &b->cols[cs];
-	const cove_column *bo = &b->cols[cb], *d = &b->cols[cd], *ts = &b->cols[cts], *dt = &b->cols[cdt];
+	const cove_column *i64 = cove_column_get(b, ci64), *i32 = cove_column_get(b, ci32), *f64 = cove_column_get(b, cf64);
+	const cove_column *s = cove_column_get(b, cs), *bo = cove_column_get(b, cb), *d = cove_column_get(b, cd);
+	const cove_column *ts = cove_column_get(b, cts), *dt = cove_column_get(b, cdt);
 	for (uint32_t i = 0; i < b->rows; i++) {
 		if (!cove_is_null(i64, i)) cove_add(&rows_out, i, key1("i64"), (double)cove_i64(i64, i));
 		if (!cove_is_null(i32, i)) cove_add(&rows_out, i, key1("i32"), (double)cove_i32(i32, i));
