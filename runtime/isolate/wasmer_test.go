@@ -47,8 +47,10 @@ func TestWasmerLoopKilledAtDeadline(t *testing.T) {
 	if !errors.Is(err, cove.ErrDeadline) || !strings.Contains(err.Error(), "sandbox killed") {
 		t.Fatalf("err = %v, want the deadline with the sandbox killed", err)
 	}
-	if took < deadline+grace || took > deadline+grace+time.Second {
-		t.Errorf("ended after %v, want between deadline + grace (%v) and 1 s more", took, deadline+grace)
+	// It cannot end before the kill; how soon after depends on the
+	// machine's load, so only a hang (far past the kill) fails.
+	if took < deadline+grace || took > deadline+grace+10*time.Second {
+		t.Errorf("ended after %v, want at deadline + grace (%v), not hanging past it", took, deadline+grace)
 	}
 	t.Logf("looping wasmer guest killed %v after its start (deadline %v + grace %v)", took, deadline, grace)
 }
