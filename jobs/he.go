@@ -146,10 +146,17 @@ func heCost(specs []enclave.Spec) (enclave.Cost, error) {
 // weights are 256 MiB.
 const maxHEWeights = 1 << 25
 
-// heInput is one HE output's encrypted column, loaded and checked.
+// heInput is one HE output's encrypted column, loaded and checked: its
+// segments (one when a single provider attached it whole), in row order.
 type heInput struct {
-	reg store.HEColumn
-	col *he.Column
+	regs []store.HEColumn
+	segs []he.Segment
+}
+
+// rows is the number of table rows the column's segments reach.
+func (in heInput) rows() int {
+	last := in.regs[len(in.regs)-1]
+	return int(last.End)
 }
 
 // executeHE runs an HE job: guest over the public columns, weights per
@@ -182,7 +189,8 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 	}
 
 	// The encrypted columns: in the grant's scope, registered, unchanged,
-	// all under one collective key.
+	// all under one collective key; each in segments that tile the table's
+	// rows without gap (segments never overlap: the store refuses it).
 	var keys *he.PublicKeys
 	inputs := make([]heInput, len(m.lit.Outputs))
 	for i, o := range m.lit.Outputs {
@@ -190,34 +198,56 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 		if !ok || c.Role == policy.DirectIdentifier || !g.CanRead(d, o.Column) {
 			return nil, meter, fmt.Errorf("%w: encrypted column %q of dataset %s is not in grant %s", cove.ErrOutOfScope, o.Column, d.Name, g.ID)
 		}
-		reg, err := r.store.HEColumnOf(ctx, d.Name, o.Column)
+		regs, err := r.store.HEColumnSegments(ctx, d.Name, o.Column)
 		if err != nil {
 			return nil, meter, err
 		}
-		if keys == nil {
-			if keys, err = r.loadKeys(ctx, reg.Keys); err != nil {
+		in := heInput{regs: regs}
+		next := int64(0)
+		for _, reg := range regs {
+			if reg.Start != next {
+				if reg.Start > next {
+					return nil, meter, heGap(d.Name, []string{o.Column}, next, reg.Start)
+				}
+				return nil, meter, fmt.Errorf("%w: encrypted column %s.%s: segments overlap at row %d", cove.ErrInvalid, d.Name, o.Column, reg.Start)
+			}
+			if reg.Lo != regs[0].Lo || reg.Hi != regs[0].Hi || reg.Nulls != regs[0].Nulls {
+				return nil, meter, fmt.Errorf("%w: encrypted column %s.%s: segments differ in bounds or nulls", cove.ErrInvalid, d.Name, o.Column)
+			}
+			next = reg.End
+			if keys == nil {
+				if keys, err = r.loadKeys(ctx, reg.Keys); err != nil {
+					return nil, meter, err
+				}
+			} else if reg.Keys != hex.EncodeToString(fpOf(keys)) {
+				return nil, meter, fmt.Errorf("%w: the encrypted columns of job %s are under different keys", cove.ErrInvalid, job.ID)
+			}
+			what := fmt.Sprintf("encrypted column %s.%s, rows [%d, %d)", d.Name, o.Column, reg.Start, reg.End)
+			b, err := r.readChecked(reg.Path, reg.SHA256, what)
+			if err != nil {
 				return nil, meter, err
 			}
-		} else if reg.Keys != hex.EncodeToString(fpOf(keys)) {
-			return nil, meter, fmt.Errorf("%w: the encrypted columns of job %s are under different keys", cove.ErrInvalid, job.ID)
+			col, err := he.UnmarshalColumn(keys, b)
+			if err != nil {
+				return nil, meter, err
+			}
+			if lo, hi := col.Bounds(); int64(col.Rows()) != reg.Rows || reg.End-reg.Start != reg.Rows || lo != reg.Lo || hi != reg.Hi {
+				return nil, meter, fmt.Errorf("%w: %s does not match its registration", cove.ErrInvalid, what)
+			}
+			in.segs = append(in.segs, he.Segment{Start: int(reg.Start), Column: col})
 		}
-		b, err := r.readChecked(reg.Path, reg.SHA256, "encrypted column "+d.Name+"."+o.Column)
-		if err != nil {
-			return nil, meter, err
-		}
-		col, err := he.UnmarshalColumn(keys, b)
-		if err != nil {
-			return nil, meter, err
-		}
-		if lo, hi := col.Bounds(); int64(col.Rows()) != reg.Rows || lo != reg.Lo || hi != reg.Hi {
-			return nil, meter, fmt.Errorf("%w: encrypted column %s.%s does not match its registration", cove.ErrInvalid, d.Name, o.Column)
-		}
-		inputs[i] = heInput{reg: reg, col: col}
+		inputs[i] = in
 	}
-	rows := inputs[0].col.Rows()
+	// Every column must reach the table's last row: the catalog's count
+	// when it has one, else the longest column (the table is counted when
+	// the guest reads it).
+	rows := int(d.Rows)
 	for _, in := range inputs {
-		if in.col.Rows() != rows {
-			return nil, meter, fmt.Errorf("%w: the encrypted columns of job %s differ in rows", cove.ErrInvalid, job.ID)
+		rows = max(rows, in.rows())
+	}
+	for i, in := range inputs {
+		if in.rows() < rows {
+			return nil, meter, heGap(d.Name, []string{m.lit.Outputs[i].Column}, int64(in.rows()), int64(rows))
 		}
 	}
 
@@ -228,9 +258,21 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 				cove.ErrLimit, sp.Output, len(sp.Partitions), rows, keys.Params().Slots(), maxHEWeights)
 		}
 	}
-	weights, err := r.heWeights(ctx, job, m, module, d, rows, &meter)
+	weights, tableRows, err := r.heWeights(ctx, job, m, module, d, rows, &meter)
 	if err != nil {
 		return nil, meter, err
+	}
+	if tableRows != rows {
+		if tableRows > rows {
+			var cols []string
+			for _, o := range m.lit.Outputs {
+				if !slices.Contains(cols, o.Column) {
+					cols = append(cols, o.Column)
+				}
+			}
+			return nil, meter, heGap(d.Name, cols, int64(rows), int64(tableRows))
+		}
+		return nil, meter, fmt.Errorf("%w: dataset %s has %d rows; encrypted column %s.%s reaches row %d", cove.ErrInvalid, d.Name, tableRows, d.Name, m.lit.Outputs[0].Column, rows)
 	}
 
 	// Aggregate and noise every output before asking anyone for a share.
@@ -238,7 +280,9 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 	specs := m.Specs()
 	noised := make([]*he.Noised, len(specs))
 	for i, s := range specs {
-		agg, err := ev.Aggregate(ctx, inputs[i].col, he.Spec{Kind: he.Kind(s.Aggregate), Weights: weights[i]})
+		// Per segment over its rows, fused with Evaluator.Add: one
+		// aggregate, one noise, one release, whoever encrypted which rows.
+		agg, err := ev.AggregateSegments(ctx, inputs[i].segs, he.Spec{Kind: he.Kind(s.Aggregate), Weights: weights[i]})
 		if err != nil {
 			return nil, meter, err
 		}
@@ -263,7 +307,7 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 		}
 		lit := m.lit.Outputs[i]
 		o := Output{Name: s.Output, Aggregate: string(s.Aggregate), Mechanism: string(out.Noise.Mechanism), Epsilon: s.Epsilon, Delta: s.Delta,
-			Lower: inputs[i].reg.Lo, Upper: inputs[i].reg.Hi, MaxPartitions: s.MaxPartitions, MaxContributions: 1, HE: out}
+			Lower: inputs[i].regs[0].Lo, Upper: inputs[i].regs[0].Hi, MaxPartitions: s.MaxPartitions, MaxContributions: 1, HE: out}
 		for _, gb := range lit.GroupBy {
 			o.GroupBy = append(o.GroupBy, gb.Column)
 		}
@@ -276,31 +320,28 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 	return rel, meter, nil
 }
 
-// heWeights runs the guest over the public columns and returns, per output,
-// the weight of each row in each group (groups × rows). A row contributes
-// at most once per group and to at most max_partitions groups.
-func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, module moduleBytes, d policy.Dataset, rows int, meter *Metering) ([][][]float64, error) {
-	specs := m.Specs()
-	weights := make([][][]float64, len(specs))
-	set := make([][][]bool, len(specs))
-	reach := make([][]uint16, len(specs))
-	partIndex := make([]map[string]int, len(specs))
-	for i, s := range specs {
-		weights[i] = make([][]float64, len(s.Partitions))
-		set[i] = make([][]bool, len(s.Partitions))
-		for p := range s.Partitions {
-			weights[i][p] = make([]float64, rows)
-			set[i][p] = make([]bool, rows)
-		}
-		reach[i] = make([]uint16, rows)
-		partIndex[i] = make(map[string]int, len(s.Partitions))
-		for p, k := range s.Partitions {
-			partIndex[i][k] = p
-		}
+// heGap is the refusal of a job whose encrypted column (or columns) does
+// not cover rows [from, to) of the dataset's table: it names the columns
+// and the range, nothing of the data.
+func heGap(dataset string, columns []string, from, to int64) error {
+	also := ""
+	if len(columns) > 1 {
+		also = " (nor does " + dataset + "." + strings.Join(columns[1:], ", "+dataset+".") + ")"
 	}
+	return fmt.Errorf("%w: encrypted column %s.%s does not cover rows [%d, %d) of the dataset's table%s: attach the missing segment",
+		cove.ErrInvalid, dataset, columns[0], from, to, also)
+}
+
+// heWeights runs the guest over the public columns and returns, per output,
+// the weight of each row in each group (groups × rows), and the number of
+// rows the table has: rows past the encrypted columns' are counted, not
+// given to the guest. A row contributes at most once per group and to at
+// most max_partitions groups.
+func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, module moduleBytes, d policy.Dataset, rows int, meter *Metering) ([][][]float64, int, error) {
+	acc := newHEWeights(m.Specs(), rows)
 	mod, done, err := r.modules.get(ctx, r.engine, job.ModuleSHA256, module)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer done()
 	deadline := time.Now().Add(r.cfg.deadline)
@@ -311,7 +352,7 @@ func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, modu
 	defer cancel()
 	inst, err := mod.Instantiate(gctx, m.OutputNames())
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer inst.Close(context.WithoutCancel(ctx))
 
@@ -321,66 +362,33 @@ func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, modu
 	}
 	rd, err := connectors.Open(gctx, loc, connectors.Options{Columns: m.lit.Columns, BatchRows: r.cfg.batchRows, Allocator: r.cfg.alloc, S3: r.cfg.s3})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer rd.Release()
 	snap := rd.Snapshot()
 	meter.DatasetSHA256, meter.Bytes = snap.SHA256, snap.Bytes
 	if d.SHA256 != "" && snap.SHA256 != d.SHA256 {
-		return nil, fmt.Errorf("%w: dataset %s changed since registration (sha256 %s, registered %s)", cove.ErrInvalid, d.Name, snap.SHA256, d.SHA256)
+		return nil, 0, fmt.Errorf("%w: dataset %s changed since registration (sha256 %s, registered %s)", cove.ErrInvalid, d.Name, snap.SHA256, d.SHA256)
 	}
-	keyPart := make([]map[uint32]int, len(specs))
-	for i := range keyPart {
-		keyPart[i] = map[uint32]int{}
-	}
+	acc.keyName = inst.KeyName
 	var guestTime time.Duration
 	next := 0
 	for rd.Next() {
 		rec := rd.RecordBatch()
 		n := int(rec.NumRows())
 		if next+n > rows {
-			return nil, fmt.Errorf("%w: dataset %s has more rows than its encrypted columns (%d)", cove.ErrInvalid, d.Name, rows)
+			// More rows than the encrypted columns cover: the job fails
+			// (the caller names the range); count them, run nothing.
+			next += n
+			continue
 		}
 		first := next
-		emit := func(e wasm.Emission) error {
-			cache, parts := keyPart[e.Output], partIndex[e.Output]
-			for j, row := range e.Rows {
-				p, ok := cache[e.Keys[j]]
-				if !ok {
-					p = -1
-					if q, found := parts[inst.KeyName(e.Keys[j])]; found {
-						p = q
-					}
-					cache[e.Keys[j]] = p
-				}
-				w := e.Values[j]
-				if p < 0 || w == 0 {
-					continue // a key outside the public partitions is dropped, unreported
-				}
-				if math.IsNaN(w) || math.IsInf(w, 0) {
-					return fmt.Errorf("%w: output %s: a weight is not finite", cove.ErrGuest, specs[e.Output].Output)
-				}
-				if int(row) >= n {
-					return fmt.Errorf("%w: output %s: a contribution names a row outside the batch", cove.ErrGuest, specs[e.Output].Output)
-				}
-				i := first + int(row)
-				if set[e.Output][p][i] {
-					return fmt.Errorf("%w: output %s: a row was weighted twice in one group (mechanism he: once per group)", cove.ErrGuest, specs[e.Output].Output)
-				}
-				if int(reach[e.Output][i]) >= specs[e.Output].MaxPartitions {
-					return fmt.Errorf("%w: output %s: a row reaches more than max_partitions = %d groups", cove.ErrGuest, specs[e.Output].Output, specs[e.Output].MaxPartitions)
-				}
-				set[e.Output][p][i] = true
-				reach[e.Output][i]++
-				weights[e.Output][p][i] = w
-			}
-			return nil
-		}
+		emit := func(e wasm.Emission) error { return acc.emit(e, first, n) }
 		t0 := time.Now()
-		err = inst.ProcessBatch(gctx, rec, emit)
+		err = inst.ProcessBatchRuns(gctx, rec, emit)
 		guestTime += time.Since(t0)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		meter.Rows += int64(n)
 		meter.Batches++
@@ -388,15 +396,111 @@ func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, modu
 	}
 	meter.GuestSeconds = round100ms(guestTime)
 	if err := rd.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := gctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: job %s", cove.ErrDeadline, job.ID)
+		return nil, 0, fmt.Errorf("%w: job %s", cove.ErrDeadline, job.ID)
 	}
-	if next != rows {
-		return nil, fmt.Errorf("%w: dataset %s has %d rows, its encrypted columns %d", cove.ErrInvalid, d.Name, next, rows)
+	return acc.weights, next, nil
+}
+
+// heWeightSet collects the weights the guest emits for an HE job's
+// outputs: weights[o][p][i] is row i's weight in partition p of output o.
+type heWeightSet struct {
+	specs     []enclave.Spec
+	weights   [][][]float64
+	set       [][][]bool
+	reach     [][]uint16
+	partIndex []map[string]int
+	keyPart   []map[uint32]int
+	keyName   func(uint32) string
+}
+
+func newHEWeights(specs []enclave.Spec, rows int) *heWeightSet {
+	a := &heWeightSet{specs: specs, weights: make([][][]float64, len(specs)), set: make([][][]bool, len(specs)),
+		reach: make([][]uint16, len(specs)), partIndex: make([]map[string]int, len(specs)), keyPart: make([]map[uint32]int, len(specs))}
+	for i, s := range specs {
+		a.weights[i] = make([][]float64, len(s.Partitions))
+		a.set[i] = make([][]bool, len(s.Partitions))
+		for p := range s.Partitions {
+			a.weights[i][p] = make([]float64, rows)
+			a.set[i][p] = make([]bool, rows)
+		}
+		a.reach[i] = make([]uint16, rows)
+		a.partIndex[i] = make(map[string]int, len(s.Partitions))
+		for p, k := range s.Partitions {
+			a.partIndex[i][k] = p
+		}
+		a.keyPart[i] = map[uint32]int{}
 	}
-	return weights, nil
+	return a
+}
+
+// partition maps a guest key of output o to its public partition, or -1
+// (a key outside them is dropped, unreported).
+func (a *heWeightSet) partition(o int, key uint32) int {
+	p, ok := a.keyPart[o][key]
+	if !ok {
+		p = -1
+		if q, found := a.partIndex[o][a.keyName(key)]; found {
+			p = q
+		}
+		a.keyPart[o][key] = p
+	}
+	return p
+}
+
+// add records the weight w of row (of a batch of n rows starting at table
+// row first) in partition p of output o.
+func (a *heWeightSet) add(o, p int, first, n int, row uint32, w float64) error {
+	if w == 0 {
+		return nil
+	}
+	if math.IsNaN(w) || math.IsInf(w, 0) {
+		return fmt.Errorf("%w: output %s: a weight is not finite", cove.ErrGuest, a.specs[o].Output)
+	}
+	if int(row) >= n {
+		return fmt.Errorf("%w: output %s: a contribution names a row outside the batch", cove.ErrGuest, a.specs[o].Output)
+	}
+	i := first + int(row)
+	if a.set[o][p][i] {
+		return fmt.Errorf("%w: output %s: a row was weighted twice in one group (mechanism he: once per group)", cove.ErrGuest, a.specs[o].Output)
+	}
+	if int(a.reach[o][i]) >= a.specs[o].MaxPartitions {
+		return fmt.Errorf("%w: output %s: a row reaches more than max_partitions = %d groups", cove.ErrGuest, a.specs[o].Output, a.specs[o].MaxPartitions)
+	}
+	a.set[o][p][i] = true
+	a.reach[o][i]++
+	a.weights[o][p][i] = w
+	return nil
+}
+
+// emit takes one emission of a batch of n rows starting at table row first,
+// in either form (ProcessBatchRuns): listed, or ranged from host kernels
+// (one key per run of rows; each selected row is its own contribution,
+// checked as a listed one would be).
+func (a *heWeightSet) emit(e wasm.Emission, first, n int) error {
+	if e.Runs == nil {
+		for j, row := range e.Rows {
+			if p := a.partition(e.Output, e.Keys[j]); p >= 0 {
+				if err := a.add(e.Output, p, first, n, row, e.Values[j]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, run := range e.Runs {
+		p := a.partition(e.Output, run.Key)
+		if p < 0 {
+			continue
+		}
+		one := wasm.Emission{Runs: []wasm.Run{run}, Select: e.Select, ByRow: e.ByRow}
+		if err := one.Each(func(row, _ uint32, w float64) error { return a.add(e.Output, p, first, n, row, w) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // releaseHE coordinates one output's release: approval in the ledger, one
@@ -690,6 +794,11 @@ const (
 type EncryptOptions struct {
 	Lo, Hi float64
 	Nulls  string // NullsRefuse (default) or NullsZero
+	// Start and End, when End > 0, encrypt only rows [Start, End) of the
+	// provider's table (a provider whose table follows the public table's
+	// rows, encrypting its own segment). Where the segment lies in the
+	// dataset's table is said when it is attached.
+	Start, End int
 }
 
 // EncryptColumn is `cove provider encrypt`: it reads one column of the
@@ -740,6 +849,18 @@ func EncryptColumn(keys *he.PublicKeys, path, column string, opt EncryptOptions)
 	if err := rd.Err(); err != nil {
 		return nil, nil, err
 	}
+	if opt.End != 0 || opt.Start != 0 {
+		if opt.Start < 0 || opt.End <= opt.Start || opt.End > len(vals) {
+			return nil, nil, fmt.Errorf("%w: rows [%d, %d) of a table of %d rows", cove.ErrInvalid, opt.Start, opt.End, len(vals))
+		}
+		vals, has = vals[opt.Start:opt.End], has[opt.Start:opt.End]
+		nulls = 0
+		for _, h := range has {
+			if h == 0 {
+				nulls++
+			}
+		}
+	}
 	if nulls > 0 && opt.Nulls == NullsRefuse {
 		return nil, nil, fmt.Errorf("%w: column %q has %d nulls; decide how they enter (-nulls zero)", cove.ErrInvalid, column, nulls)
 	}
@@ -773,11 +894,22 @@ func EncryptColumn(keys *he.PublicKeys, path, column string, opt EncryptOptions)
 
 // AttachColumn writes a serialized encrypted column into the sandbox's data
 // directory (path; rel is what the store records, relative to the data
-// directory) and registers it for dataset.column.
+// directory) and registers it for dataset.column. c.Start and c.End place
+// it in the dataset's table: both 0 for the whole table; End SegmentToEnd
+// (or 0 with a Start > 0) for the segment [Start, Start + its rows); both
+// set must span its rows. The file must not exist; on a refusal it is
+// removed.
 func AttachColumn(ctx context.Context, st *store.Store, keys *he.PublicKeys, b []byte, path, rel string, c store.HEColumn) error {
 	col, err := he.UnmarshalColumn(keys, b)
 	if err != nil {
 		return err
+	}
+	if err := segmentRange(&c, col.Rows()); err != nil {
+		return err
+	}
+	// Never over a file already there: it may be a registered segment's.
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%w: encrypted column %s.%s: file %s exists", cove.ErrExists, c.Dataset, c.Column, rel)
 	}
 	if err := writeDurable(path, b, 0o644); err != nil {
 		return err
@@ -785,7 +917,30 @@ func AttachColumn(ctx context.Context, st *store.Store, keys *he.PublicKeys, b [
 	sum := sha256.Sum256(b)
 	c.Path, c.SHA256, c.Keys, c.Rows = rel, hex.EncodeToString(sum[:]), hex.EncodeToString(fpOf(keys)), int64(col.Rows())
 	c.Lo, c.Hi = col.Bounds()
-	return st.RegisterHEColumn(ctx, c)
+	if err := st.RegisterHEColumn(ctx, c); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// SegmentToEnd, as the End of a segment to attach, places it at its Start
+// with as many rows as the encrypted column has (a segment from row 0 that
+// is not the whole table's column).
+const SegmentToEnd = -1
+
+// segmentRange completes the row range of a segment of rows rows (see
+// AttachColumn).
+func segmentRange(c *store.HEColumn, rows int) error {
+	switch {
+	case c.Start < 0:
+		return fmt.Errorf("%w: encrypted column %s.%s: start row %d", cove.ErrInvalid, c.Dataset, c.Column, c.Start)
+	case c.End == SegmentToEnd || (c.End == 0 && c.Start > 0):
+		c.End = c.Start + int64(rows)
+	case c.End != 0 && c.End-c.Start != int64(rows):
+		return fmt.Errorf("%w: encrypted column %s.%s: rows [%d, %d) for a segment of %d rows", cove.ErrInvalid, c.Dataset, c.Column, c.Start, c.End, rows)
+	}
+	return nil
 }
 
 // RegisterRecipient registers an operator's public key as a recipient of

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -153,10 +154,13 @@ func LoadHEKeys(ctx context.Context, st *store.Store, dataDir, fingerprint strin
 	return keys, nil
 }
 
-// UploadColumn attaches an encrypted column a key holder uploaded: the
-// setup's keys must be built and the provider one of their holders; the
-// column must be encrypted under them (parsed in full), and is written to
-// the data directory and registered (he.column).
+// UploadColumn attaches an encrypted column, or a segment of it (c.Start,
+// c.End: see AttachColumn), that a key holder uploaded: the setup's keys
+// must be built and the provider one of their holders; the column must be
+// encrypted under them (parsed in full), and is written to the data
+// directory and registered (he.column, with its range and provider). A
+// segment under other keys than the column's other segments, or over rows
+// already attached, is refused.
 func UploadColumn(ctx context.Context, st *store.Store, dataDir, setup, provider string, b []byte, c store.HEColumn) (store.HEColumn, error) {
 	su, err := st.HESetupByName(ctx, setup)
 	if err != nil {
@@ -176,8 +180,20 @@ func UploadColumn(ctx context.Context, st *store.Store, dataDir, setup, provider
 	if !policy.ValidName(c.Dataset) || c.Column == "" || len(c.Column) > 128 || filepath.Base(c.Column) != c.Column {
 		return c, fmt.Errorf("%w: dataset or column name", cove.ErrInvalid)
 	}
-	if _, err := st.HEColumnOf(ctx, c.Dataset, c.Column); err == nil {
-		return c, fmt.Errorf("%w: encrypted column %s.%s", cove.ErrExists, c.Dataset, c.Column)
+	// A segment over rows already attached is refused before the body is
+	// parsed or written (the store checks it again when it registers).
+	if segs, err := st.HEColumnSegments(ctx, c.Dataset, c.Column); err == nil {
+		start, end := c.Start, c.End
+		if start == 0 && end == 0 {
+			end = math.MaxInt64 // the whole table
+		} else if end <= 0 {
+			end = start + 1 // at least the first row (SegmentToEnd: the rows are not known yet)
+		}
+		for _, o := range segs {
+			if o.Start < end && start < o.End {
+				return c, fmt.Errorf("%w: encrypted column %s.%s: a segment from row %d overlaps rows [%d, %d), attached by %s", cove.ErrExists, c.Dataset, c.Column, c.Start, o.Start, o.End, o.Provider)
+			}
+		}
 	}
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
@@ -193,7 +209,7 @@ func UploadColumn(ctx context.Context, st *store.Store, dataDir, setup, provider
 		os.Remove(path)
 		return c, err
 	}
-	return st.HEColumnOf(ctx, c.Dataset, c.Column)
+	return st.HEColumnSegment(ctx, c.Dataset, c.Column, c.Start)
 }
 
 // readChecked reads a file of the data directory and checks its SHA-256.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 
 	"github.com/covedata/cove"
 	"github.com/covedata/cove/jobs"
@@ -51,7 +52,7 @@ func heRoutes() []route {
 		{method: "GET", path: "/v1/he/setups/{name}", roles: catalog, summary: "An HE setup: parameters, key holders, CRS seed", resp: "HESetup", handle: (*Server).getHESetup},
 		{method: "POST", path: "/v1/he/setups/{name}/keygen", roles: providers, summary: "Give the caller's keygen share (computed on its side; the secret share never travels): checked, recorded (ledger he.keygen_share); the last one builds the collective keys (he.keys)", body: "Binary", resp: "KeygenResult", status: 201, handle: (*Server).postKeygenShare},
 		{method: "GET", path: "/v1/he/setups/{name}/keys", roles: catalog, summary: "The collective public keys of a setup (serialized he.PublicKeys), once every holder gave its keygen share", resp: "Binary", handle: (*Server).getHEKeys},
-		{method: "POST", path: "/v1/he/columns/{dataset}/{column}", roles: providers, summary: "Attach a column the caller encrypted under a setup's keys to a catalogued dataset column (ledger he.column)", query: []param{{"setup", "string", "the HE setup whose keys encrypt the column"}, {"nulls", "string", "how nulls entered: refuse (default) or zero"}}, body: "Binary", resp: "HEColumn", status: 201, handle: (*Server).postHEColumn},
+		{method: "POST", path: "/v1/he/columns/{dataset}/{column}", roles: providers, summary: "Attach a column the caller encrypted under a setup's keys to a catalogued dataset column, whole or as one segment (a row range) of it; segments of a column are by any holders, under the same keys, bounds and nulls, without overlap (ledger he.column, with the range and the provider)", query: []param{{"setup", "string", "the HE setup whose keys encrypt the column"}, {"nulls", "string", "how nulls entered: refuse (default) or zero"}, {"start", "integer", "a segment: the first row of the dataset's table it holds (default: the whole table)"}, {"end", "integer", "a segment: one past its last row (default: start + the column's rows)"}}, body: "Binary", resp: "HEColumn", status: 201, handle: (*Server).postHEColumn},
 		{method: "POST", path: "/v1/he/recipients", roles: operators, summary: "Register the caller's HE public key (serialized he.OperatorKey) as the recipient of its HE releases (ledger he.recipient)", body: "Binary", resp: "HERecipient", status: 201, handle: (*Server).postHERecipient},
 		{method: "GET", path: "/v1/he/shares", roles: providers, summary: "Key-switch requests of approved releases waiting for the caller's share", resp: "PendingShareList", handle: (*Server).listPendingShares},
 		{method: "GET", path: "/v1/he/shares/{session}", roles: providers, summary: "One waiting key-switch request (serialized he.ShareRequest)", resp: "Binary", handle: (*Server).getShareRequest},
@@ -155,6 +156,20 @@ func (s *Server) postHEColumn(w http.ResponseWriter, r *http.Request, p principa
 	if setup == "" || (nulls != jobs.NullsRefuse && nulls != jobs.NullsZero) {
 		return invalidf("an encrypted column needs ?setup= and nulls refuse or zero")
 	}
+	// A segment: ?start= (and ?end=, else start + the column's rows).
+	var start, end int64
+	if q.Has("start") || q.Has("end") {
+		var err error
+		if start, err = strconv.ParseInt(q.Get("start"), 10, 64); err != nil || start < 0 {
+			return invalidf("a segment needs ?start= (a row, ≥ 0)")
+		}
+		end = jobs.SegmentToEnd
+		if q.Has("end") {
+			if end, err = strconv.ParseInt(q.Get("end"), 10, 64); err != nil || end <= start {
+				return invalidf("?end= must be a row after ?start=")
+			}
+		}
+	}
 	d, err := s.st.Dataset(r.Context(), r.PathValue("dataset"))
 	if err != nil {
 		return err
@@ -164,7 +179,7 @@ func (s *Server) postHEColumn(w http.ResponseWriter, r *http.Request, p principa
 		return err
 	}
 	c, err := jobs.UploadColumn(r.Context(), s.st, s.opt.DataDir, setup, p.Subject, b,
-		store.HEColumn{Dataset: d.Name, Column: r.PathValue("column"), Nulls: nulls})
+		store.HEColumn{Dataset: d.Name, Column: r.PathValue("column"), Nulls: nulls, Start: start, End: end})
 	if err != nil {
 		return err
 	}

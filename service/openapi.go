@@ -197,8 +197,8 @@ func schemas() map[string]any {
 			"name": str(), "params": obj("he.ParamsLiteral", nil), "providers": array(str()), "seed": map[string]any{"type": "string", "format": "byte"}, "ledger_seq": integer()}),
 		"KeygenResult": obj("jobs.KeygenResult: the recorded share and, once complete, the collective keys' fingerprint.", map[string]any{
 			"share": obj("store.HEKeygenShare", map[string]any{"setup": str(), "provider": str(), "sha256": str(), "path": str(), "ledger_seq": integer()}), "keys": str()}),
-		"HEColumn": obj("store.HEColumn", map[string]any{"dataset": str(), "column": str(), "provider": str(), "keys": str(), "path": str(),
-			"sha256": str(), "rows": integer(), "lo": num(), "hi": num(), "nulls": str()}),
+		"HEColumn": obj("store.HEColumn: one segment of an encrypted column, rows [start, end) of the dataset's table (a column attached whole: [0, rows)).", map[string]any{"dataset": str(), "column": str(), "provider": str(), "keys": str(), "path": str(),
+			"sha256": str(), "rows": integer(), "start": integer(), "end": integer(), "lo": num(), "hi": num(), "nulls": str()}),
 		"HERecipient": obj("service.HERecipient: hash is the manifest's recipient.", map[string]any{"operator": str(), "hash": str()}),
 		"PendingShareList": array(obj("jobs.PendingShare", map[string]any{"job": str(), "output": str(), "session": str(), "ciphertext_sha256": str(),
 			"recipient_sha256": str(), "keys": str(), "approval_seq": integer(), "bytes": integer(), "since": str()})),

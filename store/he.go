@@ -21,13 +21,19 @@ import (
 // encrypted columns, operators' recipient keys, release approvals and the key
 // shares received. Large blobs (keys, columns) stay in files, named here by
 // path and SHA-256. Rows are only ever inserted: an approval or a share is
-// never replaced.
+// never replaced. Encrypted columns are kept by segment (he_segments, one
+// row per attached row range); he_columns is the table of stores written
+// before segments existed, one whole-table column per row, which heReady
+// moves into he_segments.
 const heSchema = `
 CREATE TABLE IF NOT EXISTS he_setups (name TEXT PRIMARY KEY, body TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS he_keys (
 	fingerprint TEXT PRIMARY KEY, setup TEXT NOT NULL REFERENCES he_setups(name), path TEXT NOT NULL, sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS he_columns (
 	dataset TEXT NOT NULL REFERENCES datasets(name), col TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (dataset, col));
+CREATE TABLE IF NOT EXISTS he_segments (
+	dataset TEXT NOT NULL REFERENCES datasets(name), col TEXT NOT NULL, row_start INTEGER NOT NULL, row_end INTEGER NOT NULL,
+	provider TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (dataset, col, row_start), CHECK (row_start >= 0 AND row_end > row_start));
 CREATE TABLE IF NOT EXISTS he_recipients (hash TEXT PRIMARY KEY, operator TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS he_approvals (
 	job_id TEXT NOT NULL REFERENCES jobs(id), output TEXT NOT NULL, ciphertext TEXT NOT NULL UNIQUE,
@@ -43,7 +49,56 @@ func (s *Store) heReady(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, heSchema+heAPISchema); err != nil {
 		return fmt.Errorf("%w: creating HE tables: %v", cove.ErrLedger, err)
 	}
-	return nil
+	return s.migrateHEColumns(ctx)
+}
+
+// migrateHEColumns moves the encrypted columns of a store written before
+// segments existed (he_columns: one whole-table column per dataset column)
+// into he_segments as segments [0, rows), in one transaction, and empties
+// he_columns. Their ledger entries stay as they are: an he.column entry
+// without a range is a whole-table column. Nothing to move costs one read.
+func (s *Store) migrateHEColumns(ctx context.Context) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM he_columns LIMIT 1)`).Scan(&n); err != nil {
+		return fmt.Errorf("%w: reading HE columns: %v", cove.ErrLedger, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	return s.update(ctx, func(t *tx) error {
+		rows, err := t.QueryContext(ctx, `SELECT body FROM he_columns`)
+		if err != nil {
+			return err
+		}
+		var old []HEColumn
+		for rows.Next() {
+			var body string
+			var c HEColumn
+			if err := rows.Scan(&body); err != nil {
+				rows.Close()
+				return err
+			}
+			if err := json.Unmarshal([]byte(body), &c); err != nil {
+				rows.Close()
+				return fmt.Errorf("%w: migrating encrypted columns: %v", cove.ErrLedger, err)
+			}
+			old = append(old, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range old {
+			c.whole()
+			body, _ := json.Marshal(c)
+			if _, err := t.ExecContext(ctx, `INSERT OR IGNORE INTO he_segments (dataset, col, row_start, row_end, provider, body) VALUES (?, ?, ?, ?, ?, ?)`,
+				c.Dataset, c.Column, c.Start, c.End, c.Provider, string(body)); err != nil {
+				return fmt.Errorf("%w: migrating encrypted column %s.%s: %v", cove.ErrLedger, c.Dataset, c.Column, err)
+			}
+		}
+		_, err = t.ExecContext(ctx, `DELETE FROM he_columns`)
+		return err
+	})
 }
 
 // HESetup is what the key holders of a collective key agree on publicly:
@@ -178,9 +233,14 @@ func (s *Store) HEKeysByFingerprint(ctx context.Context, fingerprint string) (HE
 	return k, err
 }
 
-// HEColumn is an encrypted column attached to a dataset: row i of the
-// column is row i of the dataset's (public) table. Lo and Hi are the
-// provider's public clamping bounds; they size the DP noise.
+// HEColumn is one segment of an encrypted column attached to a dataset:
+// the rows [Start, End) of the dataset's (public) table, encrypted by
+// Provider; row Start+i of the table is row i of the segment. A column
+// attached whole is one segment [0, rows). Every segment of a column is
+// under the same collective keys, with the same bounds and nulls policy,
+// and segments do not overlap; a job runs only on a column whose segments
+// cover every row of the table. Lo and Hi are the providers' public
+// clamping bounds; they size the DP noise.
 type HEColumn struct {
 	Dataset  string  `json:"dataset"`
 	Column   string  `json:"column"`
@@ -188,7 +248,9 @@ type HEColumn struct {
 	Keys     string  `json:"keys"` // fingerprint
 	Path     string  `json:"path"`
 	SHA256   string  `json:"sha256"`
-	Rows     int64   `json:"rows"`
+	Rows     int64   `json:"rows"` // End − Start
+	Start    int64   `json:"start"`
+	End      int64   `json:"end"`
 	Lo       float64 `json:"lo"`
 	Hi       float64 `json:"hi"`
 	// Nulls says how the provider entered missing values ("refuse": there
@@ -196,14 +258,33 @@ type HEColumn struct {
 	Nulls string `json:"nulls"`
 }
 
-// RegisterHEColumn attaches an encrypted column to a dataset. The column
-// must be in the dataset's catalog entry (so grants can name it), must not
-// be a direct identifier, and its keys must be registered.
+// whole fills the range of a registration that has none (recorded before
+// segments existed, or attached without a range): the whole table.
+func (c *HEColumn) whole() {
+	if c.Start == 0 && c.End == 0 {
+		c.End = c.Rows
+	}
+}
+
+// RegisterHEColumn attaches an encrypted column, or one segment of it, to a
+// dataset. The column must be in the dataset's catalog entry (so grants can
+// name it), must not be a direct identifier, and its keys must be
+// registered. Without a range (Start = End = 0) the segment is the whole
+// table [0, Rows). A segment must lie within the table's rows when the
+// catalog knows them, match the column's other segments in keys, bounds and
+// nulls (ErrInvalid) and overlap none of them (ErrExists). The segment and
+// its ledger entry (he.column, with the range and the provider) are
+// recorded in one transaction.
 func (s *Store) RegisterHEColumn(ctx context.Context, c HEColumn) error {
+	if err := s.heReady(ctx); err != nil {
+		return err
+	}
 	d, err := s.Dataset(ctx, c.Dataset)
 	if err != nil {
 		return err
 	}
+	wholeTable := c.Start == 0 && c.End == 0
+	c.whole()
 	col, ok := d.Column(c.Column)
 	switch {
 	case !ok:
@@ -212,37 +293,110 @@ func (s *Store) RegisterHEColumn(ctx context.Context, c HEColumn) error {
 		return fmt.Errorf("%w: column %q of dataset %s is a direct identifier", cove.ErrOutOfScope, c.Column, d.Name)
 	case !isHex(c.SHA256, 32) || c.Path == "" || c.Rows < 1:
 		return fmt.Errorf("%w: encrypted column %s.%s needs a path, a SHA-256 and rows", cove.ErrInvalid, d.Name, c.Column)
+	case !policy.ValidName(c.Provider):
+		return fmt.Errorf("%w: encrypted column %s.%s: provider %q is not a valid name", cove.ErrInvalid, d.Name, c.Column, c.Provider)
 	case !(c.Lo <= c.Hi) || math.IsInf(c.Lo, 0) || math.IsInf(c.Hi, 0):
 		return fmt.Errorf("%w: encrypted column %s.%s: bounds [%v, %v]", cove.ErrInvalid, d.Name, c.Column, c.Lo, c.Hi)
-	case d.Rows > 0 && d.Rows != c.Rows:
+	case c.Start < 0 || c.End-c.Start != c.Rows:
+		return fmt.Errorf("%w: encrypted column %s.%s: rows [%d, %d) for a segment of %d rows", cove.ErrInvalid, d.Name, c.Column, c.Start, c.End, c.Rows)
+	case wholeTable && d.Rows > 0 && d.Rows != c.Rows:
 		return fmt.Errorf("%w: encrypted column %s.%s has %d rows, the dataset %d", cove.ErrInvalid, d.Name, c.Column, c.Rows, d.Rows)
+	case d.Rows > 0 && c.End > d.Rows:
+		return fmt.Errorf("%w: encrypted column %s.%s: rows [%d, %d) beyond the dataset's %d rows", cove.ErrInvalid, d.Name, c.Column, c.Start, c.End, d.Rows)
 	}
 	if _, err := s.HEKeysByFingerprint(ctx, c.Keys); err != nil {
 		return err
 	}
 	body, _ := json.Marshal(c)
 	return s.update(ctx, func(t *tx) error {
-		var n int
-		if err := t.QueryRowContext(ctx, `SELECT count(*) FROM he_columns WHERE dataset = ? AND col = ?`, c.Dataset, c.Column).Scan(&n); err != nil {
+		segs, err := heSegments(ctx, t, c.Dataset, c.Column)
+		if err != nil {
 			return err
 		}
-		if n > 0 {
-			return fmt.Errorf("%w: encrypted column %s.%s", cove.ErrExists, c.Dataset, c.Column)
+		for _, o := range segs {
+			switch {
+			case o.Start < c.End && c.Start < o.End:
+				return fmt.Errorf("%w: encrypted column %s.%s: rows [%d, %d) overlap the segment [%d, %d) attached by %s",
+					cove.ErrExists, c.Dataset, c.Column, c.Start, c.End, o.Start, o.End, o.Provider)
+			case o.Keys != c.Keys:
+				return fmt.Errorf("%w: encrypted column %s.%s: the segment is under keys %.16s, the column's other segments under %.16s",
+					cove.ErrInvalid, c.Dataset, c.Column, c.Keys, o.Keys)
+			case o.Lo != c.Lo || o.Hi != c.Hi:
+				return fmt.Errorf("%w: encrypted column %s.%s: the segment has bounds [%v, %v], the column's other segments [%v, %v]",
+					cove.ErrInvalid, c.Dataset, c.Column, c.Lo, c.Hi, o.Lo, o.Hi)
+			case o.Nulls != c.Nulls:
+				return fmt.Errorf("%w: encrypted column %s.%s: the segment's nulls are %q, the column's other segments' %q",
+					cove.ErrInvalid, c.Dataset, c.Column, c.Nulls, o.Nulls)
+			}
 		}
-		if _, err := t.ExecContext(ctx, `INSERT INTO he_columns (dataset, col, body) VALUES (?, ?, ?)`, c.Dataset, c.Column, string(body)); err != nil {
+		if _, err := t.ExecContext(ctx, `INSERT INTO he_segments (dataset, col, row_start, row_end, provider, body) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.Dataset, c.Column, c.Start, c.End, c.Provider, string(body)); err != nil {
 			return err
 		}
 		return t.log(ctx, ledger.HEColumn, c.Dataset+"."+c.Column, c)
 	})
 }
 
-// HEColumnOf returns the encrypted column attached to dataset.column.
+// rowsQuerier is what heSegments reads through: the database or a
+// transaction.
+type rowsQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// heSegments returns the segments of dataset.column by row.
+func heSegments(ctx context.Context, q rowsQuerier, dataset, column string) ([]HEColumn, error) {
+	rows, err := q.QueryContext(ctx, `SELECT body FROM he_segments WHERE dataset = ? AND col = ? ORDER BY row_start`, dataset, column)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []HEColumn
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var c HEColumn
+		if err := json.Unmarshal([]byte(body), &c); err != nil {
+			return nil, fmt.Errorf("%w: encrypted column %s.%s: %v", cove.ErrLedger, dataset, column, err)
+		}
+		c.whole()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// HEColumnSegments returns the segments of the encrypted column attached to
+// dataset.column, ordered by their first row (ErrNotFound if none). Whether
+// they cover the table is the caller's check: the table's rows are known
+// when it is read.
+func (s *Store) HEColumnSegments(ctx context.Context, dataset, column string) ([]HEColumn, error) {
+	if err := s.heReady(ctx); err != nil {
+		return nil, err
+	}
+	segs, err := heSegments(ctx, s.db, dataset, column)
+	if err == nil && len(segs) == 0 {
+		err = fmt.Errorf("%w: encrypted column %s.%s", cove.ErrNotFound, dataset, column)
+	}
+	return segs, err
+}
+
+// HEColumnOf returns the segment of dataset.column that starts at row 0:
+// the whole column when it was attached whole.
 func (s *Store) HEColumnOf(ctx context.Context, dataset, column string) (HEColumn, error) {
+	return s.HEColumnSegment(ctx, dataset, column, 0)
+}
+
+// HEColumnSegment returns the segment of dataset.column that starts at row
+// start.
+func (s *Store) HEColumnSegment(ctx context.Context, dataset, column string, start int64) (HEColumn, error) {
 	var c HEColumn
 	if err := s.heReady(ctx); err != nil {
 		return c, err
 	}
-	err := loadJSON(ctx, s.db, &c, "encrypted column "+dataset+"."+column, `SELECT body FROM he_columns WHERE dataset = ? AND col = ?`, dataset, column)
+	err := loadJSON(ctx, s.db, &c, fmt.Sprintf("encrypted column %s.%s from row %d", dataset, column, start),
+		`SELECT body FROM he_segments WHERE dataset = ? AND col = ? AND row_start = ?`, dataset, column, start)
+	c.whole()
 	return c, err
 }
 

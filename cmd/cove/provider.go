@@ -24,8 +24,8 @@ import (
 const providerUsage = `  cove provider setup -data-dir DIR -name NAME -providers A,B,C [-scheme ckks|bgv] -out SETUP.json
   cove provider keygen -setup SETUP.json -dir PROVIDER_DIR [-id ID] [-out SHARE]
   cove provider combine -setup SETUP.json -shares A=SHARE,B=SHARE,... [-data-dir DIR] -out KEYS
-  cove provider encrypt -keys KEYS -in TABLE -column C -bounds LO,HI [-nulls refuse|zero] -out COL.he [-present-out PRESENT.he]
-  cove provider attach -data-dir DIR -keys KEYS -file COL.he -dataset DS -column C -provider ID [-nulls refuse|zero]
+  cove provider encrypt -keys KEYS -in TABLE -column C -bounds LO,HI [-nulls refuse|zero] [-rows START:END] -out COL.he [-present-out PRESENT.he]
+  cove provider attach -data-dir DIR -keys KEYS -file COL.he -dataset DS -column C -provider ID [-nulls refuse|zero] [-rows START:[END]]
   cove provider share -dir PROVIDER_DIR -request REQ -data-dir SANDBOX_DIR -out SHARE
 `
 
@@ -241,6 +241,7 @@ func providerEncrypt(fs *flag.FlagSet, args []string, out io.Writer) error {
 	nulls := fs.String("nulls", jobs.NullsRefuse, "refuse (a null is an error) or zero (entered as 0; see -present-out)")
 	outPath := fs.String("out", "", "write the encrypted column here")
 	presentOut := fs.String("present-out", "", "with -nulls zero: write the encrypted presence indicator (1 where a value was present) here")
+	rows := fs.String("rows", "", "START:END: encrypt only rows [START, END) of the table (a segment; default: every row)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -260,7 +261,11 @@ func providerEncrypt(fs *flag.FlagSet, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	col, present, err := jobs.EncryptColumn(keys, *in, *column, jobs.EncryptOptions{Lo: lo, Hi: hi, Nulls: *nulls})
+	start, end, err := parseRows(*rows, true)
+	if err != nil {
+		return err
+	}
+	col, present, err := jobs.EncryptColumn(keys, *in, *column, jobs.EncryptOptions{Lo: lo, Hi: hi, Nulls: *nulls, Start: int(start), End: int(end)})
 	if err != nil {
 		return err
 	}
@@ -280,7 +285,11 @@ func providerEncrypt(fs *flag.FlagSet, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(out, "encrypted %s: %d rows, bounds [%v, %v], nulls %s, %d bytes\n", *column, col.Rows(), lo, hi, *nulls, len(b))
+	what := *column
+	if *rows != "" {
+		what += fmt.Sprintf(" rows [%d, %d) of the table", start, end)
+	}
+	fmt.Fprintf(out, "encrypted %s: %d rows, bounds [%v, %v], nulls %s, %d bytes\n", what, col.Rows(), lo, hi, *nulls, len(b))
 	return nil
 }
 
@@ -292,10 +301,15 @@ func providerAttach(ctx context.Context, fs *flag.FlagSet, args []string, out io
 	column := fs.String("column", "", "the column's name in the dataset's catalog entry")
 	provider := fs.String("provider", "", "the provider that encrypted it")
 	nulls := fs.String("nulls", jobs.NullsRefuse, "how the provider entered nulls (recorded)")
+	rows := fs.String("rows", "", "START:[END]: the segment's rows [START, END) of the dataset's table (END defaults to START + the column's rows); default: the whole table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := required(fs, "data-dir", "keys", "file", "dataset", "column", "provider"); err != nil {
+		return err
+	}
+	start, end, err := parseRows(*rows, false)
+	if err != nil {
 		return err
 	}
 	keys, err := readKeys(*keysPath)
@@ -314,13 +328,48 @@ func providerAttach(ctx context.Context, fs *flag.FlagSet, args []string, out io
 	if err := os.MkdirAll(filepath.Join(*dir, "he"), 0o755); err != nil {
 		return err
 	}
-	rel := filepath.Join("he", *dataset+"."+*column+".he")
-	if err := jobs.AttachColumn(ctx, st, keys, b, filepath.Join(*dir, rel), rel,
-		store.HEColumn{Dataset: *dataset, Column: *column, Provider: *provider, Nulls: *nulls}); err != nil {
+	name := *dataset + "." + *column
+	if *rows != "" {
+		if end == 0 {
+			end = jobs.SegmentToEnd
+			name += fmt.Sprintf(".%d-", start)
+		} else {
+			name += fmt.Sprintf(".%d-%d", start, end)
+		}
+	}
+	rel := filepath.Join("he", name+".he")
+	c := store.HEColumn{Dataset: *dataset, Column: *column, Provider: *provider, Nulls: *nulls, Start: start, End: end}
+	if err := jobs.AttachColumn(ctx, st, keys, b, filepath.Join(*dir, rel), rel, c); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "attached %s.%s (%d bytes)\n", *dataset, *column, len(b))
+	if *rows == "" {
+		fmt.Fprintf(out, "attached %s.%s (%d bytes)\n", *dataset, *column, len(b))
+		return nil
+	}
+	reg, err := st.HEColumnSegment(ctx, *dataset, *column, start)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "attached %s.%s rows [%d, %d) from %s (%d bytes)\n", *dataset, *column, reg.Start, reg.End, reg.Provider, len(b))
 	return nil
+}
+
+// parseRows parses -rows START:END (END required when needEnd, else
+// optional: 0 means START + the column's rows). "" is 0, 0: every row.
+func parseRows(s string, needEnd bool) (start, end int64, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(s, ":")
+	start, err1 := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+	var err2 error
+	if b = strings.TrimSpace(b); b != "" {
+		end, err2 = strconv.ParseInt(b, 10, 64)
+	}
+	if !ok || err1 != nil || err2 != nil || start < 0 || (needEnd && b == "") || (b != "" && end <= start) {
+		return 0, 0, fmt.Errorf("%w: -rows must be START:END with 0 ≤ START < END", cove.ErrInvalid)
+	}
+	return start, end, nil
 }
 
 func providerShare(ctx context.Context, fs *flag.FlagSet, args []string, out io.Writer) error {

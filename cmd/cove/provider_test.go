@@ -46,7 +46,8 @@ func (c cliShares) Share(ctx context.Context, provider string, req []byte) ([]by
 }
 
 // TestProviderCommands runs the HE set-up through the commands — setup,
-// keygen by three providers, combine, encrypt (CSV with a null), attach —
+// keygen by three providers, combine, encrypt (CSV with a null), attach in
+// two segments by two providers —
 // then an HE job whose shares come from `cove provider share`, and a replay
 // of a share request, which is refused.
 func TestProviderCommands(t *testing.T) {
@@ -116,8 +117,21 @@ func TestProviderCommands(t *testing.T) {
 	if err := run(ctx, []string{"provider", "encrypt", "-keys", keys, "-in", table, "-column", "pm", "-bounds", "0,100", "-out", col}, &out); !errors.Is(err, cove.ErrInvalid) {
 		t.Fatalf("a null column encrypted without a null policy: %v", err)
 	}
-	t.Log(strings.TrimSpace(cli("encrypt", "-keys", keys, "-in", table, "-column", "pm", "-bounds", "0,100", "-nulls", "zero", "-out", col)))
-	cli("attach", "-data-dir", dataDir, "-keys", keys, "-file", col, "-dataset", "air-he", "-column", "PM2.5", "-provider", "east", "-nulls", "zero")
+	// Two segments: east encrypts and attaches rows [0, 120), west rows
+	// [120, 200) (the table follows the public one's rows); the job fuses them.
+	t.Log(strings.TrimSpace(cli("encrypt", "-keys", keys, "-in", table, "-column", "pm", "-bounds", "0,100", "-nulls", "zero", "-rows", "0:120", "-out", col)))
+	t.Log(strings.TrimSpace(cli("attach", "-data-dir", dataDir, "-keys", keys, "-file", col, "-dataset", "air-he", "-column", "PM2.5", "-provider", "east", "-nulls", "zero", "-rows", "0:120")))
+	colW := filepath.Join(tmp, "pm-west.he")
+	cli("encrypt", "-keys", keys, "-in", table, "-column", "pm", "-bounds", "0,100", "-nulls", "zero", "-rows", "120:200", "-out", colW)
+	if err := run(ctx, []string{"provider", "attach", "-data-dir", dataDir, "-keys", keys, "-file", colW, "-dataset", "air-he", "-column", "PM2.5",
+		"-provider", "west", "-nulls", "zero", "-rows", "100:"}, &out); !errors.Is(err, cove.ErrExists) {
+		t.Fatalf("an overlapping segment: %v", err)
+	}
+	if err := run(ctx, []string{"provider", "attach", "-data-dir", dataDir, "-keys", keys, "-file", colW, "-dataset", "air-he", "-column", "PM2.5",
+		"-provider", "west", "-nulls", "zero", "-rows", "120:150"}, &out); !errors.Is(err, cove.ErrInvalid) {
+		t.Fatalf("a range that is not the column's rows: %v", err)
+	}
+	t.Log(strings.TrimSpace(cli("attach", "-data-dir", dataDir, "-keys", keys, "-file", colW, "-dataset", "air-he", "-column", "PM2.5", "-provider", "west", "-nulls", "zero", "-rows", "120:")))
 
 	// The operator's key, an HE job, and shares through the command.
 	pk, err := readKeys(keys)

@@ -510,3 +510,79 @@ func (ev *Evaluator) Add(aggs ...*Aggregate) (*Aggregate, error) {
 	out.bound = math.Sqrt(b2)
 	return out, nil
 }
+
+// Segment is one part of an encrypted column attached in segments, each
+// encrypted by its own provider under the same collective keys: Column holds
+// rows [Start, Start+Column.Rows()) of the table.
+type Segment struct {
+	Start  int
+	Column *Column
+}
+
+// AggregateSegments computes spec over a column attached in segments:
+// spec.Weights has one weight per row of the whole table, and the segments,
+// in order, must tile [0, rows) exactly, under the evaluator's keys and
+// with the same bounds. The weights are checked (and, for a mean,
+// normalized by the public total) over the whole table, so the
+// sensitivities and a mean's denominator are those of the whole column;
+// each segment is aggregated over its slice of the weights and the
+// per-segment aggregates are fused with Add. A row lies in one segment, so
+// the sensitivity is the whole column's, as if one provider had encrypted
+// it. A segment none of whose rows is weighted adds exactly 0 and is
+// skipped. One segment is the same computation as Aggregate.
+func (ev *Evaluator) AggregateSegments(ctx context.Context, segs []Segment, spec Spec) (*Aggregate, error) {
+	p := ev.p
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("%w: he: no segments", cove.ErrInvalid)
+	}
+	lo, hi := segs[0].Column.lo, segs[0].Column.hi
+	next := 0
+	for i, s := range segs {
+		switch {
+		case s.Column == nil:
+			return nil, fmt.Errorf("%w: he: segment %d has no column", cove.ErrInvalid, i)
+		case s.Column.keys != ev.keys.Fingerprint():
+			return nil, fmt.Errorf("%w: he: segment %d is encrypted under other keys", cove.ErrInvalid, i)
+		case s.Column.lo != lo || s.Column.hi != hi:
+			return nil, fmt.Errorf("%w: he: segment %d has bounds [%v, %v], segment 0 [%v, %v]", cove.ErrInvalid, i, s.Column.lo, s.Column.hi, lo, hi)
+		case s.Start < next:
+			return nil, fmt.Errorf("%w: he: segment %d starts at row %d, inside rows [0, %d) already covered", cove.ErrInvalid, i, s.Start, next)
+		case s.Start > next:
+			return nil, fmt.Errorf("%w: he: no segment covers rows [%d, %d)", cove.ErrInvalid, next, s.Start)
+		}
+		next += s.Column.rows
+	}
+	if next > MaxRows {
+		return nil, fmt.Errorf("%w: he: %d rows (1..%d)", cove.ErrLimit, next, MaxRows)
+	}
+	// The whole column as the sensitivity sees it: its rows and bounds.
+	whole := &Column{params: p, keys: ev.keys.Fingerprint(), rows: next, lo: lo, hi: hi}
+	weights, l0, linf, err := checkSpec(p, whole, spec)
+	if err != nil {
+		return nil, err
+	}
+	var aggs []*Aggregate
+	for _, s := range segs {
+		part := make([][]float64, len(weights))
+		empty := true
+		for g, w := range weights {
+			part[g] = w[s.Start : s.Start+s.Column.rows]
+			empty = empty && allZero(part[g])
+		}
+		if empty {
+			continue
+		}
+		a := &Aggregate{params: p, groups: len(weights), l0: l0, linf: linf, bound: noiseBound(p, part)}
+		if a.ct, err = ev.aggregate(ctx, s.Column.cts, part); err != nil {
+			return nil, err
+		}
+		aggs = append(aggs, a)
+	}
+	if len(aggs) == 0 {
+		return nil, fmt.Errorf("%w: he: every group is empty", cove.ErrInvalid)
+	}
+	if len(aggs) == 1 {
+		return aggs[0], nil
+	}
+	return ev.Add(aggs...)
+}

@@ -57,7 +57,9 @@ type KeygenResult struct {
 	Keys string `json:"keys,omitempty"`
 }
 
-// HEColumn is an encrypted column attached to a dataset.
+// HEColumn is an encrypted column attached to a dataset, or one segment
+// of it: rows [Start, End) of the dataset's table, attached by Provider (a
+// column attached whole is the segment [0, Rows)).
 type HEColumn struct {
 	Dataset  string  `json:"dataset"`
 	Column   string  `json:"column"`
@@ -65,6 +67,8 @@ type HEColumn struct {
 	Keys     string  `json:"keys"`
 	SHA256   string  `json:"sha256"`
 	Rows     int64   `json:"rows"`
+	Start    int64   `json:"start"`
+	End      int64   `json:"end"`
 	Lo       float64 `json:"lo"`
 	Hi       float64 `json:"hi"`
 	Nulls    string  `json:"nulls"`
@@ -155,15 +159,36 @@ func (c *Client) ProviderKeygen(ctx context.Context, dir, id, setup string) (Key
 }
 
 // AttachHEColumn uploads a column the caller encrypted under setup's keys
-// (he.NewEncryptor(keys).EncryptFloats) for dataset.column; nulls says how
-// missing values entered ("refuse" or "zero").
+// (he.NewEncryptor(keys).EncryptFloats) for dataset.column, covering the
+// whole table; nulls says how missing values entered ("refuse" or "zero").
 func (c *Client) AttachHEColumn(ctx context.Context, setup, dataset, column string, col *he.Column, nulls string) (HEColumn, error) {
+	return c.attachHE(ctx, setup, dataset, column, col, nulls, nil)
+}
+
+// AttachHESegment uploads one segment of dataset.column: col holds rows
+// [start, start + col.Rows()) of the dataset's table, encrypted by the
+// caller under setup's keys. Other holders attach the other segments, under
+// the same keys, bounds and nulls, without overlap (cove.ErrExists); a job
+// runs once the segments cover every row of the table, and fuses them into
+// one release.
+func (c *Client) AttachHESegment(ctx context.Context, setup, dataset, column string, start int64, col *he.Column, nulls string) (HEColumn, error) {
+	if start < 0 {
+		return HEColumn{}, fmt.Errorf("%w: segment start %d", cove.ErrInvalid, start)
+	}
+	q := url.Values{"start": {fmt.Sprint(start)}, "end": {fmt.Sprint(start + int64(col.Rows()))}}
+	return c.attachHE(ctx, setup, dataset, column, col, nulls, q)
+}
+
+func (c *Client) attachHE(ctx context.Context, setup, dataset, column string, col *he.Column, nulls string, q url.Values) (HEColumn, error) {
 	var out HEColumn
 	b, err := col.MarshalBinary()
 	if err != nil {
 		return out, err
 	}
-	q := url.Values{"setup": {setup}}
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("setup", setup)
 	if nulls != "" {
 		q.Set("nulls", nulls)
 	}
