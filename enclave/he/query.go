@@ -150,14 +150,28 @@ func EvaluateQuery(ctx context.Context, q *Query, X [][]float64, qn QueryNoise) 
 			return nil, fmt.Errorf("%w: he: row %d has %d values for a query of %d", cove.ErrInvalid, r, len(row), q.n)
 		}
 		for j, x := range row {
-			if math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > 1<<30 {
-				return nil, fmt.Errorf("%w: he: X[%d][%d] = %v", cove.ErrInvalid, r, j, x)
+			// Only a non-finite X is refused (the aggregate of clamped
+			// columns is always finite). A large X is not: a refusal that
+			// depends on the data before noise would itself disclose it.
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, fmt.Errorf("%w: he: X[%d][%d] is not finite", cove.ErrInvalid, r, j)
 			}
 		}
 	}
 	noised, info, err := noiseMatrix(X, qn)
 	if err != nil {
 		return nil, err
+	}
+	// The encoding holds values within ±2^30: X̃ is clamped there after the
+	// noise, which is post-processing of the DP release, so the count of
+	// clamped elements may be told to the operator.
+	for _, row := range noised {
+		for j, v := range row {
+			if c := max(-queryMaxAbs, min(queryMaxAbs, v)); c != v {
+				row[j] = c
+				info.Clamped++
+			}
+		}
 	}
 	eval := ckks.NewEvaluator(p.ckks, q.evk)
 	ecd := ckks.NewEncoder(p.ckks)

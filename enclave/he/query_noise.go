@@ -52,7 +52,14 @@ type QueryNoiseInfo struct {
 	// Rounding is the DecodePublic grid of the reply, 2^-20; the CKKS
 	// evaluation error is far below it for values within the query limits.
 	Rounding float64 `json:"rounding_ulp"`
+	// Clamped counts the elements of X̃ clamped to ±2^30 (queryMaxAbs) after
+	// the noise, for the encoding: the reply is exact only if it is 0.
+	Clamped int `json:"clamped,omitempty"`
 }
+
+// queryMaxAbs bounds the elements of the noised aggregate a query is
+// evaluated against (the CKKS encoding's headroom at the query's scale).
+const queryMaxAbs = 1 << 30
 
 func (n QueryNoiseInfo) check(q []float64) error {
 	if len(q) != len(n.Std) || len(n.Scale) != len(n.Std) {

@@ -190,3 +190,24 @@ func TestDishonestQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryLargeAggregateClampedAfterNoise: an aggregate beyond the
+// encoding's ±2^30 is not refused (a refusal decided on X before the noise
+// would disclose X); X̃ is clamped after the noise and the count told.
+func TestQueryLargeAggregateClampedAfterNoise(t *testing.T) {
+	f := sharedFixture(t, CKKS)
+	X := [][]float64{{3 * (1 << 30), 10}, {-5 * (1 << 30), 20}}
+	got, nz := runQuery(t, f, []float64{1, 1}, X, QueryNoise{DP: DP{Mechanism: Laplace, Epsilon: 1}, Span: []float64{1, 1}})
+	if nz.Clamped != 2 {
+		t.Fatalf("clamped %d elements, want 2", nz.Clamped)
+	}
+	tol, err := nz.Interval([]float64{1, 1}, 1e-9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, want := range []float64{1<<30 + 10, -(1 << 30) + 20} {
+		if math.Abs(got[r]-want) > tol+1 { // + the CKKS error at 2^30
+			t.Errorf("row %d: %v, want %v ± %v (clamped at ±2^30)", r, got[r], want, tol)
+		}
+	}
+}
