@@ -376,27 +376,49 @@ func BenchmarkRuntime(b *testing.B) {
 			}
 		}
 	}()
-	isoStart := timed(func() {
-		m, err := iso.Compile(ctx, mod)
+	// Isolated start: Compile (one sandbox checks the module) and
+	// Instantiate (another runs it), the compilation cache warm (a first,
+	// unmeasured start fills it), best of 3; with the default pool of idle
+	// sandboxes started ahead and without (pool 0).
+	isoStart := func(pool int) time.Duration {
+		e, err := isolate.NewEngine(ctx, isolate.NewConfig(wasm.NewConfig().WithCompilationCacheDir(fresh)).WithPool(pool))
 		if err != nil {
 			b.Fatal(err)
 		}
-		inst, err := m.Instantiate(ctx, []string{"pm25_mean"})
-		if err != nil {
-			b.Fatal(err)
+		defer e.Close(ctx)
+		var best time.Duration
+		for k := 0; k < 4; k++ {
+			time.Sleep(300 * time.Millisecond) // the pool refills in the background
+			d := timed(func() {
+				m, err := e.Compile(ctx, mod)
+				if err != nil {
+					b.Fatal(err)
+				}
+				inst, err := m.Instantiate(ctx, []string{"pm25_mean"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = inst.Close(ctx)
+			})
+			if k == 1 || (k > 1 && d < best) {
+				best = d
+			}
 		}
-		_ = inst.Close(ctx)
-	})
+		return best
+	}
+	isoCold, isoPooled := isoStart(0), isoStart(isolate.DefaultPool)
 	lines = append(lines,
 		fmt.Sprintf("| cold compile, %.1f MB Go guest, no cache | %8.1f ms |", float64(len(mod))/1e6, coldCompile.Seconds()*1e3),
 		fmt.Sprintf("| start (engine+compile+instantiate), cold   | %8.1f ms |", coldStart.Seconds()*1e3),
 		fmt.Sprintf("| start, warm cache (compile %5.1f ms)       | %8.1f ms |", cachedCompile.Seconds()*1e3, cachedStart.Seconds()*1e3),
 		fmt.Sprintf("| instantiate, module compiled in process     | %8.1f ms |", instOnly.Seconds()*1e3),
-		fmt.Sprintf("| isolated start (2 sandbox processes), warm  | %8.1f ms |", isoStart.Seconds()*1e3))
+		fmt.Sprintf("| isolated start (2 sandboxes), warm, pool 0  | %8.1f ms |", isoCold.Seconds()*1e3),
+		fmt.Sprintf("| isolated start (2 sandboxes), warm, pool %d  | %8.1f ms |", isolate.DefaultPool, isoPooled.Seconds()*1e3))
 	b.ReportMetric(instOnly.Seconds()*1e3, "instantiate-ms")
 	b.ReportMetric(coldCompile.Seconds()*1e3, "cold-compile-ms")
 	b.ReportMetric(cachedStart.Seconds()*1e3, "cached-start-ms")
-	b.ReportMetric(isoStart.Seconds()*1e3, "isolated-start-ms")
+	b.ReportMetric(isoCold.Seconds()*1e3, "isolated-start-pool0-ms")
+	b.ReportMetric(isoPooled.Seconds()*1e3, "isolated-start-pooled-ms")
 	b.Logf("%d rows, GOMAXPROCS %s\n%s", runtimeRows, os.Getenv("GOMAXPROCS"), strings.Join(lines, "\n"))
 }
 

@@ -109,6 +109,9 @@ func (s *sandbox) reply(err error) error {
 func (s *sandbox) handle(ctx context.Context, t byte, b []byte) error {
 	switch t {
 	case msgConfig:
+		if s.eng != nil {
+			return errors.New("a second configuration")
+		}
 		var h hello
 		if err := json.Unmarshal(b, &h); err != nil {
 			return err
@@ -123,10 +126,13 @@ func (s *sandbox) handle(ctx context.Context, t byte, b []byte) error {
 		} else {
 			s.eng, err = wasm.NewEngine(ctx, wasm.NewConfig().WithLimits(h.Limits, os.Stderr))
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.reply(nil)
 	case msgModule:
-		if s.eng == nil {
-			return errors.New("module before configuration")
+		if s.eng == nil || s.mod != nil {
+			return errors.New("module before configuration, or a second module")
 		}
 		m, err := s.eng.Compile(ctx, b)
 		s.mod = m

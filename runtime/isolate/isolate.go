@@ -36,6 +36,9 @@ const (
 	// DefaultAddressSpaceSlack is added to the guest memory limit for the
 	// sandbox's RLIMIT_AS: the Go runtime, wazero, compiled code, batches.
 	DefaultAddressSpaceSlack = 2 << 30
+	// DefaultPool is the number of idle sandboxes an Engine keeps started
+	// ahead (Config.WithPool).
+	DefaultPool = 2
 )
 
 // Config configures an Engine. It is an immutable value: each WithX returns
@@ -50,6 +53,7 @@ type Config struct {
 	debug       io.Writer
 	startupWait time.Duration
 	engine      string
+	pool        int
 }
 
 // Engines a sandbox can run guests on (Config.WithEngine).
@@ -74,8 +78,16 @@ func (c Config) WithEngine(name string) Config { c.engine = name; return c }
 // notices to the standard logger. Debug output (mock runs) is taken from w.
 func NewConfig(w wasm.Config) Config {
 	return Config{wasm: w, grace: DefaultGrace, asSlack: DefaultAddressSpaceSlack, netns: true,
-		logf: log.Printf, startupWait: 30 * time.Second}
+		logf: log.Printf, startupWait: 30 * time.Second, pool: DefaultPool}
 }
+
+// WithPool sets how many idle sandboxes the Engine keeps started ahead (2
+// by default; 0 starts each sandbox when it is needed). A pooled sandbox
+// has started, set its resource limits and made its engine, and has read
+// nothing else: it serves exactly one Compile or Instantiate and ends with
+// it, like any sandbox; one that died while idle is discarded. Engine.Close
+// kills the idle ones.
+func (c Config) WithPool(n int) Config { c.pool = max(n, 0); return c }
 
 // WithCommand sets the sandbox command: argv[0] is the executable, the rest
 // its arguments. The process is started with EnvChild=1.
@@ -112,6 +124,12 @@ type Engine struct {
 	netMode int // 0 unknown, 1 CLONE_NEWNET, 2 CLONE_NEWUSER|CLONE_NEWNET, 3 none
 	netNote string
 	debugMu sync.Mutex
+
+	poolMu   sync.Mutex
+	idle     []*proc // started and configured, never given a module
+	starting int     // sandboxes being started for idle
+	closed   bool
+	fills    sync.WaitGroup
 }
 
 var _ wasm.Runtime = (*Engine)(nil)
@@ -153,12 +171,25 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Close(ctx)
 		return nil, err // validates the configuration
 	}
+	e.refill()
 	return e, nil
 }
 
-// Close removes the engine's temporary compilation cache. Sandboxes of
-// instances still open keep running until closed.
+// Close kills the idle sandboxes and removes the engine's temporary
+// compilation cache. Sandboxes of instances still open keep running until
+// closed.
 func (e *Engine) Close(ctx context.Context) error {
+	e.poolMu.Lock()
+	e.closed = true
+	idle := e.idle
+	e.idle = nil
+	e.poolMu.Unlock()
+	for _, p := range idle {
+		p.kill()
+		<-p.done
+		p.closeFiles()
+	}
+	e.fills.Wait() // sandboxes being started see closed and end themselves
 	if e.tmpCache != "" {
 		return os.RemoveAll(e.tmpCache)
 	}
@@ -468,8 +499,86 @@ type proc struct {
 	killed time.Time
 }
 
-// start starts a sandbox, configures it and has it compile bin.
+// start takes an idle sandbox, or starts and configures one, and has it
+// compile bin.
 func (e *Engine) start(ctx context.Context, bin []byte) (*proc, error) {
+	p := e.take()
+	if p == nil {
+		var err error
+		if p, err = e.prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	err := p.do(ctx, func() error {
+		if err := writeFrame(p.in, msgModule, bin); err != nil {
+			return p.died(ctx, err)
+		}
+		return p.reply(ctx)
+	})
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// take returns an idle sandbox, discarding those that died while idle, or
+// nil when there is none, and starts replacements.
+func (e *Engine) take() *proc {
+	e.poolMu.Lock()
+	var p *proc
+	var dead []*proc
+	for p == nil && len(e.idle) > 0 {
+		q := e.idle[0]
+		e.idle = e.idle[1:]
+		select {
+		case <-q.done:
+			dead = append(dead, q)
+		default:
+			p = q
+		}
+	}
+	e.poolMu.Unlock()
+	for _, q := range dead {
+		q.closeFiles()
+	}
+	e.refill()
+	return p
+}
+
+// refill starts sandboxes in the background until the pool is full again.
+func (e *Engine) refill() {
+	e.poolMu.Lock()
+	need := 0
+	if !e.closed {
+		need = e.cfg.pool - len(e.idle) - e.starting
+	}
+	e.starting += max(need, 0)
+	e.fills.Add(max(need, 0))
+	e.poolMu.Unlock()
+	for range need {
+		go func() {
+			defer e.fills.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.startupWait)
+			p, err := e.prepare(ctx)
+			cancel()
+			e.poolMu.Lock()
+			e.starting--
+			if err == nil && !e.closed {
+				e.idle = append(e.idle, p)
+				p = nil
+			}
+			e.poolMu.Unlock()
+			if p != nil {
+				p.close()
+			}
+		}()
+	}
+}
+
+// prepare starts a sandbox and configures it: it sets its limits and makes
+// its engine before it reads anything else.
+func (e *Engine) prepare(ctx context.Context) (*proc, error) {
 	p := &proc{e: e, done: make(chan struct{})}
 	if err := e.spawn(p); err != nil {
 		return nil, err
@@ -484,26 +593,28 @@ func (e *Engine) start(ctx context.Context, bin []byte) (*proc, error) {
 		if err := writeFrame(p.in, msgConfig, cfgJSON); err != nil {
 			return p.died(ctx, err)
 		}
-		if err := writeFrame(p.in, msgModule, bin); err != nil {
-			return p.died(ctx, err)
-		}
-		t, b, err := readFrame(p.out, nil, 1<<20)
-		if err != nil {
-			return p.died(ctx, err)
-		}
-		switch t {
-		case msgOK:
-			return nil
-		case msgError:
-			return decodeError(b)
-		}
-		return fmt.Errorf("%w: isolate: unexpected frame %q", cove.ErrGuest, t)
+		return p.reply(ctx)
 	})
 	if err != nil {
 		p.close()
 		return nil, err
 	}
 	return p, nil
+}
+
+// reply reads the answer to a request that gets OK or an error.
+func (p *proc) reply(ctx context.Context) error {
+	t, b, err := readFrame(p.out, nil, 1<<20)
+	if err != nil {
+		return p.died(ctx, err)
+	}
+	switch t {
+	case msgOK:
+		return nil
+	case msgError:
+		return decodeError(b)
+	}
+	return fmt.Errorf("%w: isolate: unexpected frame %q", cove.ErrGuest, t)
 }
 
 // spawn starts the process with a new network namespace where the OS lets
@@ -680,6 +791,12 @@ func (p *proc) close() {
 		p.kill()
 		<-p.done
 	}
+	_ = p.out.Close()
+}
+
+// closeFiles closes the parent's pipe ends of a process that has exited.
+func (p *proc) closeFiles() {
+	_ = p.in.Close()
 	_ = p.out.Close()
 }
 
