@@ -68,7 +68,14 @@ func BenchmarkService100Jobs(b *testing.B) {
 		Sharing: "open", Level: 1, Location: "datasets/aq-small.parquet", Columns: []client.Column{{Name: "station", Domain: demodata.AirQualityStations()}}}); err != nil {
 		b.Fatal(err)
 	}
+	// COVE_BENCH_GUEST=c: the C air-quality guest (a few KB) instead of
+	// the 2 MB Go guest; each runs in a sandbox process unless
+	// COVE_BENCH_IN_PROCESS=1.
 	ex := examples.AirQuality()
+	if os.Getenv("COVE_BENCH_GUEST") == "c" {
+		ex = examples.AirQualityC()
+	}
+	b.Logf("guest %s (%d KB), in process %v", ex.Name, len(ex.Module)>>10, os.Getenv("COVE_BENCH_IN_PROCESS") == "1")
 	manifest := []byte(strings.ReplaceAll(string(ex.Manifest), "dataset: beijing-air-quality", "dataset: aq-small"))
 
 	// One operator per job, each with its own grant: fairness is exercised too.
@@ -241,7 +248,7 @@ func maxRSS() uint64 {
 
 func benchServer(b *testing.B, dir string, workers int) (*service.Server, string, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := service.New(ctx, service.Options{DataDir: dir, Workers: workers,
+	srv, err := service.New(ctx, service.Options{DataDir: dir, Workers: workers, InProcessGuests: os.Getenv("COVE_BENCH_IN_PROCESS") == "1",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		b.Fatal(err)

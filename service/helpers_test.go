@@ -43,6 +43,7 @@ func startServer(t testing.TB, dir string, opt service.Options) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	opt.DataDir = dir
+	opt.InProcessGuests = opt.InProcessGuests || raceEnabled
 	if opt.Logger == nil {
 		opt.Logger = quietLogger()
 	}

@@ -11,12 +11,14 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/covedata/cove/runtime/isolate"
 	"github.com/covedata/cove/service"
 )
 
 // TestMain doubles as a server process: with COVE_SERVE_CHILD set, the test
 // binary serves that data directory (the crash test SIGKILLs it).
 func TestMain(m *testing.M) {
+	isolate.ServeIfChild() // the servers' sandboxes run this binary
 	if dir := os.Getenv("COVE_SERVE_CHILD"); dir != "" {
 		os.Exit(serveChild(dir))
 	}
@@ -31,7 +33,7 @@ func serveChild(dir string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	workers, _ := strconv.Atoi(os.Getenv("COVE_SERVE_WORKERS"))
-	srv, err := service.New(ctx, service.Options{DataDir: dir, Workers: workers, Logger: quietLogger()})
+	srv, err := service.New(ctx, service.Options{DataDir: dir, Workers: workers, Logger: quietLogger(), InProcessGuests: raceEnabled})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1

@@ -17,6 +17,7 @@ import (
 	"github.com/covedata/cove"
 	"github.com/covedata/cove/jobs"
 	"github.com/covedata/cove/report"
+	"github.com/covedata/cove/runtime/isolate"
 	"github.com/covedata/cove/runtime/wasm"
 	"github.com/covedata/cove/store"
 )
@@ -29,6 +30,9 @@ const (
 	DefaultGuestMemoryPages = 1024    // 64 MiB of linear memory per running guest
 	DefaultJobDeadline      = 60 * time.Second
 	MaxWait                 = 60 * time.Second // longest long poll
+	// DefaultSandboxPool: no idle sandboxes kept ahead (isolate.DefaultPool
+	// says why).
+	DefaultSandboxPool = 0
 )
 
 // Options configures a Server. The zero value of each field means its default.
@@ -58,6 +62,15 @@ type Options struct {
 	// holder's key-switch share (jobs.DefaultShareWait when zero); past it
 	// the job fails, refunded.
 	HEShareWait time.Duration
+	// InProcessGuests runs guests in the server's own process (wazero
+	// only) instead of a sandbox process per instance (runtime/isolate, the
+	// default). For development and for tests under the race detector,
+	// whose binary does not fit a sandbox's address-space limit: a guest
+	// that escaped wazero would share the server's memory and descriptors.
+	InProcessGuests bool
+	// SandboxPool is how many idle sandboxes are kept started ahead
+	// (isolate.Config.WithPool); 0 or negative: none (DefaultSandboxPool).
+	SandboxPool int
 	// LedgerVerifyEvery is how often the whole ledger is verified again
 	// in the background; between, reports extend the verified view with
 	// the new entries only.
@@ -96,6 +109,7 @@ func (o Options) withDefaults() Options {
 	if o.LedgerVerifyEvery <= 0 {
 		o.LedgerVerifyEvery = DefaultLedgerVerifyEvery
 	}
+	o.SandboxPool = max(o.SandboxPool, DefaultSandboxPool)
 	return o
 }
 
@@ -104,7 +118,7 @@ type Server struct {
 	opt     Options
 	log     *slog.Logger
 	st      *store.Store
-	eng     *wasm.Engine
+	eng     wasm.Runtime
 	runner  *jobs.Runner
 	tokens  *Tokens
 	sched   *Scheduler
@@ -149,10 +163,17 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	eng, err := wasm.NewEngine(ctx, wasm.NewConfig().
+	wcfg := wasm.NewConfig().
 		WithMemoryLimitPages(opt.GuestMemoryPages).
 		WithMaxModuleBytes(int(opt.MaxModuleBytes)).
-		WithCompilationCacheDir(filepath.Join(opt.DataDir, "wasm-cache")))
+		WithCompilationCacheDir(filepath.Join(opt.DataDir, "wasm-cache"))
+	var eng wasm.Runtime
+	if opt.InProcessGuests {
+		eng, err = wasm.NewEngine(ctx, wcfg)
+	} else {
+		eng, err = isolate.NewEngine(ctx, isolate.NewConfig(wcfg).WithPool(opt.SandboxPool).
+			WithLogf(func(format string, args ...any) { opt.Logger.Warn(fmt.Sprintf(format, args...)) }))
+	}
 	if err != nil {
 		toks.Close()
 		st.Close()

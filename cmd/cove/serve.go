@@ -31,6 +31,8 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	deadline := fs.Duration("job-deadline", service.DefaultJobDeadline, "longest run of one job")
 	maxModule := fs.Int64("max-module-bytes", service.DefaultMaxModuleBytes, "largest module accepted")
 	initToken := fs.String("init-token", "", "if no token exists yet, issue an authority token and write it to this file (mode 0600)")
+	inProcess := fs.Bool("in-process-guests", false, "run guests in this process instead of a sandbox process each (development only)")
+	pool := fs.Int("sandbox-pool", service.DefaultSandboxPool, "idle sandboxes kept started ahead (0: none; experimental, see runtime/isolate)")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,7 +49,7 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := service.New(ctx, service.Options{DataDir: *dir, Workers: *workers, JobDeadline: *deadline,
-		MaxModuleBytes: *maxModule, Logger: logger})
+		MaxModuleBytes: *maxModule, Logger: logger, InProcessGuests: *inProcess, SandboxPool: *pool})
 	if err != nil {
 		return err
 	}

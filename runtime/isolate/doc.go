@@ -64,8 +64,8 @@
 //
 // # The pool
 //
-// The Engine keeps Config.WithPool idle sandboxes (DefaultPool, 2) started
-// ahead, which takes the process start, the Go runtime's start and the
+// The Engine keeps Config.WithPool idle sandboxes (none by default: see
+// DefaultPool) started ahead, which takes the process start, the Go runtime's start and the
 // configuration (limits, engine) off a job's path; the module's compile and
 // the instance are not started ahead. A pooled sandbox has read only its
 // configuration, the same for every sandbox of the Engine, when it is

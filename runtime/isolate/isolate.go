@@ -37,8 +37,12 @@ const (
 	// sandbox's RLIMIT_AS: the Go runtime, wazero, compiled code, batches.
 	DefaultAddressSpaceSlack = 2 << 30
 	// DefaultPool is the number of idle sandboxes an Engine keeps started
-	// ahead (Config.WithPool).
-	DefaultPool = 2
+	// ahead (Config.WithPool): none. The pool saves a few ms per sandbox,
+	// and a load run of 100 concurrent service jobs on pooled sandboxes
+	// once saw jobs canceled during initialize that it could not reproduce
+	// after a fix of a stray-SIGTERM race (proc.do): opt in until that is
+	// understood.
+	DefaultPool = 0
 )
 
 // Config configures an Engine. It is an immutable value: each WithX returns
@@ -81,8 +85,8 @@ func NewConfig(w wasm.Config) Config {
 		logf: log.Printf, startupWait: 30 * time.Second, pool: DefaultPool}
 }
 
-// WithPool sets how many idle sandboxes the Engine keeps started ahead (2
-// by default; 0 starts each sandbox when it is needed). A pooled sandbox
+// WithPool sets how many idle sandboxes the Engine keeps started ahead
+// (DefaultPool, none; 0 starts each sandbox when it is needed). A pooled sandbox
 // has started, set its resource limits and made its engine, and has read
 // nothing else: it serves exactly one Compile or Instantiate and ends with
 // it, like any sandbox; one that died while idle is discarded. Engine.Close
@@ -734,6 +738,15 @@ func (p *proc) do(ctx context.Context, f func() error) error {
 		case <-p.done:
 			return
 		case <-ctx.Done():
+			// Both may be ready when the caller cancels ctx right after f
+			// (a pooled sandbox's start does): select picks at random, so
+			// look at stop again, or a sandbox that finished its exchange
+			// gets a stray SIGTERM that cancels its next one.
+			select {
+			case <-stop:
+				return
+			default:
+			}
 		}
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		t := time.NewTimer(p.e.cfg.grace)

@@ -183,3 +183,19 @@ func TestPoolCloseKillsIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolSandboxesNotSignaledWhileIdle: a pooled sandbox's start ends by
+// canceling its context right after the exchange; that must not reach the
+// sandbox as a stray SIGTERM canceling the job that later takes it (select
+// picks at random between a closed stop and a done context). Many jobs in a
+// row, each on pooled sandboxes, all succeed.
+func TestPoolSandboxesNotSignaledWhileIdle(t *testing.T) {
+	e := newEngine(t, testConfig().WithPool(2))
+	bin := goGuest(t, "../testdata/conform/goguest")
+	for k := range 20 {
+		idlePIDs(t, e, 2) // the pool is full: the next run takes pooled ones
+		if err := runGood(e, bin); err != nil {
+			t.Fatalf("run %d on pooled sandboxes: %v", k, err)
+		}
+	}
+}
