@@ -17,8 +17,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/covedata/cove"
-	"github.com/covedata/cove/connectors"
-	"github.com/covedata/cove/demodata"
 	"github.com/covedata/cove/enclave"
 	"github.com/covedata/cove/enclave/he"
 	"github.com/covedata/cove/ledger"
@@ -34,54 +32,19 @@ import (
 // clamped PM2.5 sums and value counts per year over every row.
 func airAll(t *testing.T, public, east, west string) (split int, sum, n []float64) {
 	t.Helper()
-	b, err := demodata.Open(demodata.AirQuality)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := connectors.OpenBytes("air.parquet", b, connectors.Options{Columns: []string{"station", "year", "PM2.5"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release()
-	full := arrow.NewSchema([]arrow.Field{{Name: "station", Type: arrow.BinaryTypes.String}, {Name: "year", Type: arrow.PrimitiveTypes.Int64},
-		{Name: "PM2.5", Type: arrow.PrimitiveTypes.Float64, Nullable: true}}, nil)
-	builders := []*array.RecordBuilder{array.NewRecordBuilder(memory.DefaultAllocator, full), array.NewRecordBuilder(memory.DefaultAllocator, full)}
+	builders := []*array.RecordBuilder{array.NewRecordBuilder(memory.DefaultAllocator, airSchema), array.NewRecordBuilder(memory.DefaultAllocator, airSchema)}
 	defer builders[0].Release()
 	defer builders[1].Release()
-	sum, n = make([]float64, 5), make([]float64, 5)
-	var stations []string
-	rows := 0
-	for r.Next() {
-		rec := r.RecordBatch()
-		st, yr, pm := rec.Column(0).(*array.String), rec.Column(1).(*array.Int64), rec.Column(2).(*array.Float64)
-		for i := range int(rec.NumRows()) {
-			if len(stations) == 0 || stations[len(stations)-1] != st.Value(i) {
-				stations = append(stations, st.Value(i))
-				if len(stations) == 7 {
-					split = rows
-				}
-			}
-			rows++
-			fb := builders[0]
-			if len(stations) > 6 {
-				fb = builders[1]
-			}
-			fb.Field(0).(*array.StringBuilder).Append(st.Value(i))
-			fb.Field(1).(*array.Int64Builder).Append(yr.Value(i))
-			if pm.IsNull(i) {
-				fb.Field(2).AppendNull()
-				continue
-			}
-			fb.Field(2).(*array.Float64Builder).Append(pm.Value(i))
-			sum[yr.Value(i)-2013] += min(max(pm.Value(i), 0), 1000)
-			n[yr.Value(i)-2013]++
+	stations := 0
+	sum, n = airRows(t, func(_ string, k int) *array.RecordBuilder {
+		if k == 7 && stations < 7 {
+			split = builders[0].Field(0).Len()
 		}
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(stations) != 12 {
-		t.Fatalf("%d stations, want 12", len(stations))
+		stations = k
+		return builders[min(k-1, 11)/6]
+	})
+	if stations != 12 {
+		t.Fatalf("%d stations, want 12", stations)
 	}
 	recE, recW := builders[0].NewRecordBatch(), builders[1].NewRecordBatch()
 	defer recE.Release()
@@ -89,7 +52,7 @@ func airAll(t *testing.T, public, east, west string) (split int, sum, n []float6
 	writeParquet(t, east, recE)
 	writeParquet(t, west, recW)
 	// The public table: both halves' station and year, in order.
-	pb := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(full.Fields()[:2], nil))
+	pb := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(airSchema.Fields()[:2], nil))
 	defer pb.Release()
 	for _, rec := range []arrow.RecordBatch{recE, recW} {
 		st, yr := rec.Column(0).(*array.String), rec.Column(1).(*array.Int64)

@@ -70,10 +70,16 @@ outputs:
     group_by: [{column: year, values: ["2013", "2014", "2015", "2016", "2017"]}]
 `
 
-// airSlice writes the provider's table (two stations, with PM2.5) and the
-// sandbox's public table (the same rows, without PM2.5), and returns the
-// exact aggregates per year.
-func airSlice(t *testing.T, provTable, publicTable string) (sum, n []float64) {
+// airSchema is the providers' tables' schema: station, year, PM2.5.
+var airSchema = arrow.NewSchema([]arrow.Field{{Name: "station", Type: arrow.BinaryTypes.String}, {Name: "year", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "PM2.5", Type: arrow.PrimitiveTypes.Float64, Nullable: true}}, nil)
+
+// airRows reads the air-quality table's station, year and PM2.5 and hands
+// each row to into, which returns the builder (of airSchema) the row goes
+// to, or nil to skip it; station counts the stations seen so far (from 1).
+// It returns the exact clamped PM2.5 sums and value counts per year over
+// the rows kept.
+func airRows(t *testing.T, into func(station string, stations int) *array.RecordBuilder) (sum, n []float64) {
 	t.Helper()
 	b, err := demodata.Open(demodata.AirQuality)
 	if err != nil {
@@ -84,16 +90,17 @@ func airSlice(t *testing.T, provTable, publicTable string) (sum, n []float64) {
 		t.Fatal(err)
 	}
 	defer r.Release()
-	full := arrow.NewSchema([]arrow.Field{{Name: "station", Type: arrow.BinaryTypes.String}, {Name: "year", Type: arrow.PrimitiveTypes.Int64},
-		{Name: "PM2.5", Type: arrow.PrimitiveTypes.Float64, Nullable: true}}, nil)
-	fb := array.NewRecordBuilder(memory.DefaultAllocator, full)
-	defer fb.Release()
 	sum, n = make([]float64, 5), make([]float64, 5)
+	last, stations := "", 0
 	for r.Next() {
 		rec := r.RecordBatch()
 		st, yr, pm := rec.Column(0).(*array.String), rec.Column(1).(*array.Int64), rec.Column(2).(*array.Float64)
 		for i := range int(rec.NumRows()) {
-			if s := st.Value(i); s != "Aotizhongxin" && s != "Changping" {
+			if s := st.Value(i); stations == 0 || s != last {
+				last, stations = s, stations+1
+			}
+			fb := into(st.Value(i), stations)
+			if fb == nil {
 				continue
 			}
 			fb.Field(0).(*array.StringBuilder).Append(st.Value(i))
@@ -110,10 +117,26 @@ func airSlice(t *testing.T, provTable, publicTable string) (sum, n []float64) {
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
+	return sum, n
+}
+
+// airSlice writes the provider's table (two stations, with PM2.5) and the
+// sandbox's public table (the same rows, without PM2.5), and returns the
+// exact aggregates per year.
+func airSlice(t *testing.T, provTable, publicTable string) (sum, n []float64) {
+	t.Helper()
+	fb := array.NewRecordBuilder(memory.DefaultAllocator, airSchema)
+	defer fb.Release()
+	sum, n = airRows(t, func(station string, _ int) *array.RecordBuilder {
+		if station != "Aotizhongxin" && station != "Changping" {
+			return nil
+		}
+		return fb
+	})
 	rec := fb.NewRecordBatch()
 	defer rec.Release()
 	writeParquet(t, provTable, rec)
-	pub := array.NewRecordBatch(arrow.NewSchema(full.Fields()[:2], nil), rec.Columns()[:2], rec.NumRows())
+	pub := array.NewRecordBatch(arrow.NewSchema(airSchema.Fields()[:2], nil), rec.Columns()[:2], rec.NumRows())
 	defer pub.Release()
 	writeParquet(t, publicTable, pub)
 	return sum, n
