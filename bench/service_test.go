@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -78,9 +79,17 @@ func BenchmarkService100Jobs(b *testing.B) {
 	b.Logf("guest %s (%d KB), in process %v", ex.Name, len(ex.Module)>>10, os.Getenv("COVE_BENCH_IN_PROCESS") == "1")
 	manifest := []byte(strings.ReplaceAll(string(ex.Manifest), "dataset: beijing-air-quality", "dataset: aq-small"))
 
-	// One operator per job, each with its own grant: fairness is exercised too.
-	ops := make([]*client.Client, jobs)
-	for i := range jobs {
+	// One operator per job, each with its own grant: fairness is exercised
+	// too. COVE_BENCH_OPERATORS=k: the 100 jobs come from k operators
+	// (job i from operator i mod k), as from batch pipelines; sandboxes are
+	// then reused between one operator's jobs (isolate.Config.WithReuse).
+	nops := jobs
+	if k, err := strconv.Atoi(os.Getenv("COVE_BENCH_OPERATORS")); err == nil && k > 0 && k < jobs {
+		nops = k
+	}
+	b.Logf("%d jobs from %d operators", jobs, nops)
+	ops := make([]*client.Client, nops)
+	for i := range nops {
 		name := "op-" + string(rune('a'+i/26)) + string(rune('a'+i%26))
 		tok, _, _ := srv.Tokens().Create(ctx, service.Operator, name, "")
 		ops[i], _ = client.New(url, client.WithToken(tok), client.WithPollWait(5*time.Second))
@@ -128,7 +137,7 @@ func BenchmarkService100Jobs(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				t0 := time.Now()
-				if _, err := ops[i].SubmitAndWait(ctx, client.Submission{Manifest: perOp(i), Module: ex.Module}, nil); err != nil {
+				if _, err := ops[i%nops].SubmitAndWait(ctx, client.Submission{Manifest: perOp(i % nops), Module: ex.Module}, nil); err != nil {
 					b.Error(err)
 					return
 				}

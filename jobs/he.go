@@ -350,7 +350,7 @@ func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, modu
 	}
 	gctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	inst, err := mod.Instantiate(gctx, m.OutputNames())
+	inst, err := mod.Instantiate(wasm.WithScope(gctx, guestScope(job, m)), m.OutputNames())
 	if err != nil {
 		return nil, 0, err
 	}

@@ -411,7 +411,7 @@ func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	inst, err := mod.Instantiate(ctx, m.OutputNames())
+	inst, err := mod.Instantiate(wasm.WithScope(ctx, guestScope(job, m)), m.OutputNames())
 	if err != nil {
 		return nil, meter, err
 	}
@@ -583,4 +583,13 @@ func newJobID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return "job-" + hex.EncodeToString(b[:])
+}
+
+// guestScope is the scope a job's guest instance runs in (wasm.WithScope):
+// its operator, its dataset and the columns the guest is given. A sandbox
+// process that served one guest may serve the next of the same module and
+// scope: whatever a guest that escaped WebAssembly could leave behind there
+// is data the next one is given anyway, for the same operator.
+func guestScope(job store.Job, m *Manifest) string {
+	return strings.Join([]string{job.Operator, job.Dataset, strings.Join(m.lit.Columns, "\x1f")}, "\x00")
 }

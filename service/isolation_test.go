@@ -2,6 +2,10 @@ package service_test
 
 import (
 	"context"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,6 +46,7 @@ func TestGuestsRunInSandboxes(t *testing.T) {
 		if _, err := op.SubmitAndWait(ctx, client.Submission{Manifest: ex.Manifest, Module: ex.Module}, nil); err != nil {
 			t.Fatal(err)
 		}
+		e.stop() // ends the sandbox waiting for the operator's next job
 		used := childrenCPU(t) - before
 		t.Logf("in process %v: children's CPU time during the job %v", inProcess, used)
 		if !inProcess && used == 0 {
@@ -50,7 +55,6 @@ func TestGuestsRunInSandboxes(t *testing.T) {
 		if inProcess && used != 0 {
 			t.Errorf("in-process guests: child processes used %v of CPU", used)
 		}
-		e.stop()
 		cancel()
 	}
 }
@@ -72,5 +76,67 @@ func TestPooledSandboxesRunJobs(t *testing.T) {
 		if _, err := op.SubmitAndWait(ctx, client.Submission{Manifest: ex.Manifest, Module: ex.Module}, nil); err != nil {
 			t.Fatalf("job %d: %v", k, err)
 		}
+	}
+}
+
+// liveChildren lists this process's child processes that have not ended.
+func liveChildren(t *testing.T) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	var pids []int
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(os.Getpid()) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestSandboxReuse: by default one operator's jobs of one module over one
+// dataset run one after the other in one sandbox process, which waits
+// between them (other scopes: runtime/isolate's TestReuse); with
+// NoSandboxReuse no sandbox outlives its job.
+func TestSandboxReuse(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race binary does not fit a sandbox's address-space limit")
+	}
+	for _, reuse := range []bool{true, false} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		e := startServer(t, t.TempDir(), service.Options{Workers: 1, NoSandboxReuse: !reuse})
+		e.issue(t)
+		e.setupDemo(t)
+		ex := examples.AirQualityC()
+		var after [][]int
+		for k := range 3 {
+			if _, err := e.client(t, "operator").SubmitAndWait(ctx, client.Submission{Manifest: ex.Manifest, Module: ex.Module}, nil); err != nil {
+				t.Fatalf("job %d: %v", k, err)
+			}
+			after = append(after, liveChildren(t))
+		}
+		t.Logf("reuse %v: live sandboxes after each job %v", reuse, after)
+		switch {
+		case reuse && (len(after[0]) != 1 || !slices.Equal(after[0], after[1]) || !slices.Equal(after[1], after[2])):
+			t.Errorf("one operator's three jobs did not share one waiting sandbox: %v", after)
+		case !reuse && (len(after[0])+len(after[1])+len(after[2]) != 0):
+			t.Errorf("sandboxes outlived their jobs without reuse: %v", after)
+		}
+		e.stop()
+		if left := liveChildren(t); len(left) != 0 {
+			t.Errorf("sandboxes left after the server closed: %v", left)
+		}
+		cancel()
 	}
 }

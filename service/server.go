@@ -71,6 +71,10 @@ type Options struct {
 	// SandboxPool is how many idle sandboxes are kept started ahead
 	// (isolate.Config.WithPool); 0 or negative: none (DefaultSandboxPool).
 	SandboxPool int
+	// NoSandboxReuse starts a new sandbox for every guest instance. By
+	// default a sandbox serves the next guest of the same operator, module,
+	// dataset and columns (isolate.Config.WithReuse and its defaults).
+	NoSandboxReuse bool
 	// LedgerVerifyEvery is how often the whole ledger is verified again
 	// in the background; between, reports extend the verified view with
 	// the new entries only.
@@ -171,8 +175,12 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	if opt.InProcessGuests {
 		eng, err = wasm.NewEngine(ctx, wcfg)
 	} else {
-		eng, err = isolate.NewEngine(ctx, isolate.NewConfig(wcfg).WithPool(opt.SandboxPool).
-			WithLogf(func(format string, args ...any) { opt.Logger.Warn(fmt.Sprintf(format, args...)) }))
+		icfg := isolate.NewConfig(wcfg).WithPool(opt.SandboxPool).
+			WithLogf(func(format string, args ...any) { opt.Logger.Warn(fmt.Sprintf(format, args...)) })
+		if opt.NoSandboxReuse {
+			icfg = icfg.WithReuse(0, 0, 1)
+		}
+		eng, err = isolate.NewEngine(ctx, icfg)
 	}
 	if err != nil {
 		toks.Close()

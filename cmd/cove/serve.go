@@ -33,6 +33,7 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	initToken := fs.String("init-token", "", "if no token exists yet, issue an authority token and write it to this file (mode 0600)")
 	inProcess := fs.Bool("in-process-guests", false, "run guests in this process instead of a sandbox process each (development only)")
 	pool := fs.Int("sandbox-pool", service.DefaultSandboxPool, "idle sandboxes kept started ahead (0: none; experimental, see runtime/isolate)")
+	reuse := fs.Bool("sandbox-reuse", true, "let a sandbox serve the next guest of the same operator, module, dataset and columns (see runtime/isolate)")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -49,7 +50,7 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := service.New(ctx, service.Options{DataDir: *dir, Workers: *workers, JobDeadline: *deadline,
-		MaxModuleBytes: *maxModule, Logger: logger, InProcessGuests: *inProcess, SandboxPool: *pool})
+		MaxModuleBytes: *maxModule, Logger: logger, InProcessGuests: *inProcess, SandboxPool: *pool, NoSandboxReuse: !*reuse})
 	if err != nil {
 		return err
 	}

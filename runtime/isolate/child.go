@@ -116,7 +116,7 @@ func (s *sandbox) handle(ctx context.Context, t byte, b []byte) error {
 		if err := json.Unmarshal(b, &h); err != nil {
 			return err
 		}
-		if err := setLimits(h.AddressSpace, h.CPUSeconds); err != nil {
+		if err := setLimits(h.AddressSpace, h.CPUSeconds, max(h.Uses, 1)); err != nil {
 			return fmt.Errorf("rlimits: %w", err)
 		}
 		s.cpu = h.CPUSeconds
@@ -160,6 +160,15 @@ func (s *sandbox) handle(ctx context.Context, t byte, b []byte) error {
 		cctx, cancel := s.callContext(ctx, b[:8])
 		defer cancel()
 		return s.reply(s.batch(cctx, b[8:]))
+	case msgReset:
+		// The instance is done; a scoped sandbox serves the next one of
+		// the same module (Config.WithReuse).
+		if s.inst == nil {
+			return errors.New("reset without an instance")
+		}
+		err := s.inst.Close(ctx)
+		s.inst, s.sent = nil, 0
+		return s.reply(err)
 	case msgProbe:
 		return s.probe()
 	}
@@ -167,7 +176,8 @@ func (s *sandbox) handle(ctx context.Context, t byte, b []byte) error {
 }
 
 // callContext is ctx with the parent's deadline, canceled by SIGTERM; the
-// CPU limit comes down to what the deadline allows.
+// CPU limit is set to what the deadline allows (never past the hard limit
+// set at configuration, one instance's worth per use).
 func (s *sandbox) callContext(ctx context.Context, dl []byte) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	if ns := int64(binary.LittleEndian.Uint64(dl)); ns != 0 {
@@ -176,7 +186,7 @@ func (s *sandbox) callContext(ctx context.Context, dl []byte) (context.Context, 
 		// CPU time is the process's total: allow what it used, the time
 		// left and two seconds.
 		if left := time.Until(d).Seconds(); left > 0 {
-			lowerCPU(usedCPU() + uint64(math.Ceil(left)) + 2)
+			boundCPU(usedCPU() + uint64(math.Ceil(left)) + 2)
 		}
 	}
 	stop := make(chan struct{})

@@ -79,6 +79,27 @@
 // kills the idle sandboxes and those still starting. WithPool(0) starts
 // each sandbox when it is needed.
 //
+// # Reuse within a scope
+//
+// A caller may name the scope an instance runs for (wasm.WithScope); jobs
+// names the operator, the dataset and the columns the guest is given. With
+// Config.WithReuse (on by default: 8 sandboxes, 10 s, 64 uses), a sandbox
+// whose instance closed cleanly asks its process to close the instance and
+// waits for the next instance of the same module and the same scope, which
+// then starts in it without a process start, a Go runtime start or a module
+// load. The argument is that of the scope: a guest that escaped
+// WebAssembly and left something behind in the process could hand it only
+// to a later instance of the same operator's same module over the same
+// data, which that instance is given anyway; different scopes, unscoped
+// instances and mock runs (debug output) never share a process. A sandbox
+// whose instance failed, was canceled or passed its deadline is killed as
+// before; when the limit of waiting sandboxes is reached, a sandbox that
+// would wait ends instead. The limits stay per instance: each call carries its deadline and
+// watchdog, the soft CPU limit follows each deadline (the hard limit is one
+// instance's worth per use), the address-space limit is the guest's cap
+// plus the slack as before, and a new instance gets fresh linear memory and
+// a fresh key table. Close kills the waiting sandboxes.
+//
 // # Concurrency
 //
 // Engine and modules are safe for concurrent use; an instance's methods

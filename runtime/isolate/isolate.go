@@ -43,6 +43,12 @@ const (
 	// after a fix of a stray-SIGTERM race (proc.do): opt in until that is
 	// understood.
 	DefaultPool = 0
+	// DefaultReuseIdle, DefaultReuseIdleFor and DefaultReuseUses are the
+	// defaults of Config.WithReuse: up to 8 sandboxes kept between
+	// instances of their scope for up to 10 s, each serving at most 64.
+	DefaultReuseIdle    = 8
+	DefaultReuseIdleFor = 10 * time.Second
+	DefaultReuseUses    = 64
 )
 
 // Config configures an Engine. It is an immutable value: each WithX returns
@@ -58,6 +64,14 @@ type Config struct {
 	startupWait time.Duration
 	engine      string
 	pool        int
+	reuse       reuse
+}
+
+// reuse is Config.WithReuse's setting.
+type reuse struct {
+	idle    int           // scoped sandboxes kept between instances, engine-wide
+	idleFor time.Duration // how long one waits for its next instance
+	uses    int           // instances one sandbox serves at most
 }
 
 // Engines a sandbox can run guests on (Config.WithEngine).
@@ -82,7 +96,8 @@ func (c Config) WithEngine(name string) Config { c.engine = name; return c }
 // notices to the standard logger. Debug output (mock runs) is taken from w.
 func NewConfig(w wasm.Config) Config {
 	return Config{wasm: w, grace: DefaultGrace, asSlack: DefaultAddressSpaceSlack, netns: true,
-		logf: log.Printf, startupWait: 30 * time.Second, pool: DefaultPool}
+		logf: log.Printf, startupWait: 30 * time.Second, pool: DefaultPool,
+		reuse: reuse{idle: DefaultReuseIdle, idleFor: DefaultReuseIdleFor, uses: DefaultReuseUses}}
 }
 
 // WithPool sets how many idle sandboxes the Engine keeps started ahead
@@ -92,6 +107,20 @@ func NewConfig(w wasm.Config) Config {
 // it, like any sandbox; one that died while idle is discarded. Engine.Close
 // kills the idle ones.
 func (c Config) WithPool(n int) Config { c.pool = max(n, 0); return c }
+
+// WithReuse lets a sandbox serve several instances of one module, one after
+// the other, when they are started under the same scope (wasm.WithScope):
+// after an instance closes cleanly its sandbox waits up to idleFor for the
+// next instance of that module and scope, up to uses instances in all, and
+// the engine keeps at most idle such sandboxes. Instances without a scope,
+// of another scope or of another module never share a sandbox; a sandbox
+// whose instance failed, was canceled or ran past its deadline is killed,
+// never reused; mock runs (debug output) never reuse. The CPU limit is per
+// instance. idle 0 or uses ≤ 1 turns reuse off.
+func (c Config) WithReuse(idle int, idleFor time.Duration, uses int) Config {
+	c.reuse = reuse{idle: max(idle, 0), idleFor: idleFor, uses: max(uses, 1)}
+	return c
+}
 
 // WithCommand sets the sandbox command: argv[0] is the executable, the rest
 // its arguments. The process is started with EnvChild=1.
@@ -134,6 +163,10 @@ type Engine struct {
 	starting int     // sandboxes being started for idle
 	closed   bool
 	fills    sync.WaitGroup
+
+	reuseMu sync.Mutex
+	waiting map[string][]*proc // by module hash and scope: sandboxes between instances
+	nwait   int
 }
 
 var _ wasm.Runtime = (*Engine)(nil)
@@ -188,6 +221,12 @@ func (e *Engine) Close(ctx context.Context) error {
 	idle := e.idle
 	e.idle = nil
 	e.poolMu.Unlock()
+	e.reuseMu.Lock()
+	for _, ps := range e.waiting {
+		idle = append(idle, ps...)
+	}
+	e.waiting, e.nwait = nil, 0
+	e.reuseMu.Unlock()
 	for _, p := range idle {
 		p.kill()
 		<-p.done
@@ -210,8 +249,9 @@ func (e *Engine) Isolation() string {
 
 // module is a module a sandbox compiled and checked.
 type module struct {
-	e   *Engine
-	bin []byte
+	e    *Engine
+	bin  []byte
+	hash string
 }
 
 // Compile checks the module in a sandbox: the sandbox compiles it (into the
@@ -226,7 +266,8 @@ func (e *Engine) Compile(ctx context.Context, bin []byte) (wasm.Module, error) {
 		return nil, err
 	}
 	p.close()
-	return &module{e: e, bin: bin}, nil
+	h := ModuleHash(bin)
+	return &module{e: e, bin: bin, hash: string(h[:])}, nil
 }
 
 // Close forgets the module.
@@ -235,23 +276,110 @@ func (m *module) Close(ctx context.Context) error { return nil }
 // ModuleHash is the sha256 of the module: the compilation cache's key.
 func ModuleHash(bin []byte) [32]byte { return sha256.Sum256(bin) }
 
-// Instantiate starts a sandbox for a new instance.
+// Instantiate starts a sandbox for a new instance, or takes one that
+// served an earlier instance of this module and ctx's scope
+// (Config.WithReuse).
 func (m *module) Instantiate(ctx context.Context, outputs []string) (wasm.Instance, error) {
-	p, err := m.e.start(ctx, m.bin)
-	if err != nil {
-		return nil, err
+	key := m.e.reuseKey(ctx, m.hash)
+	p := m.e.takeWaiting(key)
+	if p == nil {
+		var err error
+		if p, err = m.e.start(ctx, m.bin); err != nil {
+			return nil, err
+		}
 	}
+	p.uses++
 	out, err := json.Marshal(outputs)
 	if err != nil {
 		p.close()
 		return nil, err
 	}
-	i := &instance{p: p, outputs: len(outputs)}
+	i := &instance{p: p, outputs: len(outputs), key: key}
 	if err := i.call(ctx, msgInstantiate, deadlineBytes(ctx), out); err != nil {
 		p.close()
 		return nil, err
 	}
 	return i, nil
+}
+
+// reuseKey is the key under which sandboxes of module hash and ctx's scope
+// wait between instances: "" when they may not be reused.
+func (e *Engine) reuseKey(ctx context.Context, hash string) string {
+	scope := wasm.Scope(ctx)
+	if scope == "" || e.limits.Debug || e.cfg.reuse.idle == 0 || e.cfg.reuse.uses <= 1 {
+		return ""
+	}
+	return hash + "\x00" + scope
+}
+
+// takeWaiting returns a live sandbox waiting under key, or nil.
+func (e *Engine) takeWaiting(key string) *proc {
+	if key == "" {
+		return nil
+	}
+	e.reuseMu.Lock()
+	defer e.reuseMu.Unlock()
+	for ps := e.waiting[key]; len(ps) > 0; ps = e.waiting[key] {
+		p := ps[len(ps)-1]
+		e.unwait(key, p)
+		select {
+		case <-p.done:
+			p.closeFiles()
+		default:
+			return p
+		}
+	}
+	return nil
+}
+
+// unwait removes p from the sandboxes waiting under key; the caller holds
+// reuseMu. It reports whether p was there.
+func (e *Engine) unwait(key string, p *proc) bool {
+	ps := e.waiting[key]
+	for j, q := range ps {
+		if q == p {
+			ps = append(ps[:j], ps[j+1:]...)
+			if len(ps) == 0 {
+				delete(e.waiting, key)
+			} else {
+				e.waiting[key] = ps
+			}
+			e.nwait--
+			return true
+		}
+	}
+	return false
+}
+
+// wait keeps p, whose instance closed cleanly, for the next instance under
+// key for up to idleFor. When the engine keeps its limit of waiting
+// sandboxes already, p ends instead: the ones waiting stay (evicting the
+// oldest would make operators taking turns, more of them than the limit,
+// evict each other's sandboxes and reuse none).
+func (e *Engine) wait(key string, p *proc) {
+	e.reuseMu.Lock()
+	e.poolMu.Lock()
+	closed := e.closed // Close sets it before it empties waiting
+	e.poolMu.Unlock()
+	if closed || e.nwait >= e.cfg.reuse.idle {
+		e.reuseMu.Unlock()
+		p.close()
+		return
+	}
+	if e.waiting == nil {
+		e.waiting = map[string][]*proc{}
+	}
+	e.waiting[key] = append(e.waiting[key], p)
+	e.nwait++
+	e.reuseMu.Unlock()
+	time.AfterFunc(e.cfg.reuse.idleFor, func() {
+		e.reuseMu.Lock()
+		gone := e.unwait(key, p)
+		e.reuseMu.Unlock()
+		if gone {
+			p.close()
+		}
+	})
 }
 
 func deadlineBytes(ctx context.Context) []byte {
@@ -271,7 +399,8 @@ type instance struct {
 	emits   int64
 	failed  error
 	buf     []byte
-	rows    int // rows of the batch being processed
+	rows    int    // rows of the batch being processed
+	key     string // the reuse key ("" none): its sandbox may serve another instance
 }
 
 func (i *instance) KeyName(id uint32) string {
@@ -283,15 +412,38 @@ func (i *instance) KeyName(id uint32) string {
 
 func (i *instance) Emits() int64 { return i.emits }
 
+// Close ends the instance. A sandbox that may be reused (Config.WithReuse)
+// and whose instance never failed closes the instance itself and waits for
+// the next; any other sandbox ends.
 func (i *instance) Close(ctx context.Context) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if i.failed == nil {
-		i.failed = fmt.Errorf("%w: instance is closed", cove.ErrGuest)
+	if i.failed != nil {
+		return nil // closed with the failure
+	}
+	i.failed = fmt.Errorf("%w: instance is closed", cove.ErrGuest)
+	e := i.p.e
+	if i.key != "" && i.p.uses < e.cfg.reuse.uses && ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetWait)
+		err := i.p.do(rctx, func() error {
+			if err := writeFrame(i.p.in, msgReset); err != nil {
+				return i.p.died(rctx, err)
+			}
+			return i.p.reply(rctx)
+		})
+		cancel()
+		if err == nil {
+			e.wait(i.key, i.p)
+			return nil
+		}
 	}
 	i.p.close()
 	return nil
 }
+
+// resetWait bounds how long a sandbox may take to close an instance before
+// it waits for the next: a guest has no code that runs at close.
+const resetWait = time.Second
 
 // ProcessBatch is ProcessBatchRuns with ranged emissions expanded into the
 // listed form.
@@ -501,6 +653,7 @@ type proc struct {
 	status error         // Wait's result, set before done closes
 	once   sync.Once
 	killed time.Time
+	uses   int // instances started in it
 }
 
 // start takes an idle sandbox, or starts and configures one, and has it
@@ -588,7 +741,7 @@ func (e *Engine) prepare(ctx context.Context) (*proc, error) {
 		return nil, err
 	}
 	hl := hello{Limits: e.limits, Engine: e.cfg.engine, AddressSpace: uint64(e.limits.MemoryLimitPages)*65536 + e.cfg.asSlack,
-		CPUSeconds: uint64(math.Ceil((e.limits.Deadline + e.cfg.grace).Seconds())) + 1}
+		CPUSeconds: uint64(math.Ceil((e.limits.Deadline + e.cfg.grace).Seconds())) + 1, Uses: e.cfg.reuse.uses}
 	if e.cfg.engine == EngineWasmer {
 		hl.AddressSpace += wasmerReserve
 	}

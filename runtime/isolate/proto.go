@@ -19,6 +19,7 @@ const (
 	msgInstantiate = 'I' // i64 deadline (unix ns, 0 none) + JSON outputs
 	msgBatch       = 'B' // i64 deadline + an Arrow IPC stream of one record batch
 	msgProbe       = 'P' // tests: the sandbox answers with what it can see
+	msgReset       = 'X' // close the instance; the sandbox may get another msgInstantiate
 	// sandbox → parent
 	msgOK       = 'K' // the request succeeded
 	msgError    = 'E' // JSON wireError: the request failed, the instance is done
@@ -126,5 +127,6 @@ type hello struct {
 	Limits       wasm.Limits `json:"limits"`
 	Engine       string      `json:"engine"`        // EngineWazero or EngineWasmer
 	AddressSpace uint64      `json:"address_space"` // RLIMIT_AS bytes, 0 for none
-	CPUSeconds   uint64      `json:"cpu_seconds"`   // RLIMIT_CPU, 0 for none
+	CPUSeconds   uint64      `json:"cpu_seconds"`   // RLIMIT_CPU per instance, 0 for none
+	Uses         int         `json:"uses"`          // instances the sandbox may serve in sequence (0: 1)
 }

@@ -24,14 +24,13 @@ func sysProcAttr(mode int) *syscall.SysProcAttr {
 }
 
 // setLimits applies the sandbox's resource limits to itself, before it
-// reads any untrusted byte: address space, CPU seconds, no core dumps, no
-// file over 1 GiB (the compilation cache writes compiled modules), few
-// descriptors.
-func setLimits(as, cpu uint64) error {
+// reads any untrusted byte: address space, CPU seconds (cpu per instance,
+// for uses instances), no core dumps, no file over 1 GiB (the compilation
+// cache writes compiled modules), few descriptors.
+func setLimits(as, cpu uint64, uses int) error {
 	set := func(res int, v uint64) error {
 		return syscall.Setrlimit(res, &syscall.Rlimit{Cur: v, Max: v})
 	}
-	const rlimitNPROC = 6
 	for _, l := range []struct {
 		res int
 		v   uint64
@@ -50,19 +49,21 @@ func setLimits(as, cpu uint64) error {
 		}
 	}
 	if cpu > 0 {
-		// Soft limit: SIGXCPU; hard limit a second later: SIGKILL.
-		if err := syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: cpu, Max: cpu + 1}); err != nil {
+		// Soft limit: SIGXCPU, at one instance's worth (callContext moves
+		// it with each deadline); hard limit: SIGKILL, a second past all
+		// the uses' worth. The parent's watchdog bounds each call anyway.
+		if err := syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: cpu, Max: cpu*uint64(uses) + 1}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// lowerCPU lowers the CPU limit to what a deadline allows (never raises it).
-func lowerCPU(cpu uint64) {
+// boundCPU sets the soft CPU limit to cpu seconds, below the hard limit.
+func boundCPU(cpu uint64) {
 	var cur syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_CPU, &cur) == nil && cpu < cur.Cur {
-		_ = syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: cpu, Max: cur.Max})
+	if syscall.Getrlimit(syscall.RLIMIT_CPU, &cur) == nil && cur.Max != ^uint64(0) {
+		_ = syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: min(cpu, cur.Max-1), Max: cur.Max})
 	}
 }
 

@@ -6,9 +6,9 @@ import "syscall"
 
 func sysProcAttr(mode int) *syscall.SysProcAttr { return nil }
 
-func setLimits(as, cpu uint64) error { return nil }
+func setLimits(as, cpu uint64, uses int) error { return nil }
 
-func lowerCPU(cpu uint64) {}
+func boundCPU(cpu uint64) {}
 
 func netNamespace() string { return "" }
 
