@@ -43,8 +43,9 @@ func (p Prices) Validate() error {
 	return nil
 }
 
-// Line is one job on a statement.
+// Line is one job, or one encrypted operator query, on a statement.
 type Line struct {
+	Kind         string    `json:"kind"` // "job", or "he.query": Job is then the query's id
 	Job          string    `json:"job"`
 	Grant        string    `json:"grant"`
 	Dataset      string    `json:"dataset"`
@@ -68,6 +69,7 @@ type Statement struct {
 	Lines        []Line    `json:"lines"`
 	Jobs         int       `json:"jobs"`
 	Releases     int       `json:"releases"`
+	Queries      int       `json:"he_queries"` // encrypted operator queries answered
 	Rows         int64     `json:"rows"`
 	GuestSeconds float64   `json:"guest_seconds"`
 	Epsilon      float64   `json:"epsilon"`
@@ -75,8 +77,11 @@ type Statement struct {
 	Generated    time.Time `json:"generated"`
 }
 
-// Statements prices every metered run of the month (UTC, "2006-01") from the
-// ledger, one statement per operator; operator "" means all.
+// Statements prices every metered run and every answered encrypted query of
+// the month (UTC, "2006-01") from the ledger, one statement per operator;
+// operator "" means all. A query is priced as a job that read no rows and
+// ran no guest: the per-job price and its ε; it counts towards the free
+// jobs of public-welfare use like a job.
 func Statements(entries iter.Seq2[ledger.Entry, error], prices Prices, month, operator string, now time.Time) ([]Statement, error) {
 	if err := prices.Validate(); err != nil {
 		return nil, err
@@ -88,25 +93,38 @@ func Statements(entries iter.Seq2[ledger.Entry, error], prices Prices, month, op
 	if err != nil {
 		return nil, err
 	}
-	byOp := map[string]*Statement{}
+	type item struct {
+		operator string
+		line     Line
+	}
+	var items []item
 	for _, r := range st.runs {
-		if r.At.UTC().Format("2006-01") != month || (operator != "" && r.Operator != operator) {
+		items = append(items, item{r.Operator, Line{Kind: "job", Job: r.Job, Grant: r.Grant, Dataset: r.Dataset, At: r.At, Released: r.Released,
+			Rows: r.Metering.Rows, Bytes: r.Metering.Bytes, GuestSeconds: r.Metering.GuestSeconds, WallSeconds: r.Metering.WallSeconds, Epsilon: r.Epsilon}})
+	}
+	for _, q := range st.queries {
+		items = append(items, item{q.Operator, Line{Kind: "he.query", Job: q.Query, Grant: q.Grant, Dataset: q.Dataset, At: q.Answered, Released: true, Epsilon: q.Epsilon}})
+	}
+	// In time order: the free jobs of a month are its first ones.
+	sort.SliceStable(items, func(i, j int) bool { return items[i].line.At.Before(items[j].line.At) })
+	byOp := map[string]*Statement{}
+	for _, it := range items {
+		l := it.line
+		if l.At.UTC().Format("2006-01") != month || (operator != "" && it.operator != operator) {
 			continue
 		}
-		s := byOp[r.Operator]
+		s := byOp[it.operator]
 		if s == nil {
-			s = &Statement{Operator: r.Operator, Month: month, Currency: prices.Currency, Generated: now.UTC()}
-			byOp[r.Operator] = s
+			s = &Statement{Operator: it.operator, Month: month, Currency: prices.Currency, Generated: now.UTC()}
+			byOp[it.operator] = s
 		}
-		pricing := ""
-		if g, ok := st.grants[r.Grant]; ok {
-			pricing = g.Pricing
+		if g, ok := st.grants[l.Grant]; ok {
+			l.Pricing = g.Pricing
 		}
-		l := Line{Job: r.Job, Grant: r.Grant, Dataset: r.Dataset, At: r.At, Released: r.Released, Rows: r.Metering.Rows,
-			Bytes: r.Metering.Bytes, GuestSeconds: r.Metering.GuestSeconds, WallSeconds: r.Metering.WallSeconds, Epsilon: r.Epsilon, Pricing: pricing}
+		pricing := l.Pricing
 		full := prices.PerJob + prices.PerMillionRows*float64(l.Rows)/1e6 + prices.PerGuestCPUHour*l.GuestSeconds/3600 + prices.PerEpsilon*l.Epsilon
 		switch {
-		case pricing == "public-welfare" && s.Jobs < prices.FreeJobsPerMonth:
+		case pricing == "public-welfare" && s.Jobs+s.Queries < prices.FreeJobsPerMonth:
 			l.Free = true
 		case pricing == "public-welfare":
 			l.Amount = full * prices.CostRecovery
@@ -115,9 +133,13 @@ func Statements(entries iter.Seq2[ledger.Entry, error], prices Prices, month, op
 		}
 		l.Amount = math.Round(l.Amount*100) / 100
 		s.Lines = append(s.Lines, l)
-		s.Jobs++
-		if l.Released {
-			s.Releases++
+		if l.Kind == "he.query" {
+			s.Queries++
+		} else {
+			s.Jobs++
+			if l.Released {
+				s.Releases++
+			}
 		}
 		s.Rows += l.Rows
 		s.GuestSeconds += l.GuestSeconds

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -648,6 +650,57 @@ func TestHEThroughAPI(t *testing.T) {
 			if !bytes.Contains(page, []byte(want)) {
 				t.Errorf("disclosure report lacks %q", want)
 			}
+		}
+		// And the SDK reads them from the JSON report.
+		d, err := w.auth.Disclosure(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked := map[string]client.DisclosedQuery{}
+		for _, q := range d.Queries {
+			asked[q.Query] = q
+		}
+		if q, ok := asked["q-1"]; !ok || q.Operator == "" || q.Epsilon <= 0 || q.Groups != 3 || !strings.HasPrefix(q.ID, "Q-") {
+			t.Errorf("the SDK's disclosure report lacks query q-1 or its fields: %+v", d.Queries)
+		}
+		answered := 0
+		for _, u := range d.Usage {
+			answered += u.Queries
+		}
+		if answered != len(d.Queries) {
+			t.Errorf("usage counts %d queries, the report lists %d", answered, len(d.Queries))
+		}
+		// The operator's statement prices each answered query.
+		sts, err := w.auth.Statements(ctx, time.Now().UTC().Format("2006-01"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		billed := 0
+		for _, st := range sts {
+			var lines []struct {
+				Kind    string  `json:"kind"`
+				Job     string  `json:"job"`
+				Epsilon float64 `json:"epsilon"`
+			}
+			if err := json.Unmarshal(st.Lines, &lines); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, l := range lines {
+				if l.Kind == "he.query" {
+					n++
+					if asked[l.Job].Epsilon != l.Epsilon {
+						t.Errorf("statement line for query %s: ε %v, the report says %v", l.Job, l.Epsilon, asked[l.Job].Epsilon)
+					}
+				}
+			}
+			if n != st.Queries {
+				t.Errorf("statement of %s: %d query lines, he_queries %d", st.Operator, n, st.Queries)
+			}
+			billed += n
+		}
+		if billed != len(d.Queries) {
+			t.Errorf("statements bill %d queries, the report lists %d", billed, len(d.Queries))
 		}
 		t.Logf("scanned %d files of the data directory and the ledger export (%d bytes): no encoding of the vector", files, export.Len())
 	})

@@ -997,9 +997,9 @@ func statementRemote(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var rows [][]string
 	for _, s := range sts {
-		rows = append(rows, []string{s.Operator, s.Month, strconv.Itoa(s.Jobs), strconv.Itoa(s.Releases), strconv.FormatInt(s.Rows, 10), f64(s.Epsilon), fmt.Sprintf("%.2f %s", s.Total, s.Currency)})
+		rows = append(rows, []string{s.Operator, s.Month, strconv.Itoa(s.Jobs), strconv.Itoa(s.Releases), strconv.Itoa(s.Queries), strconv.FormatInt(s.Rows, 10), f64(s.Epsilon), fmt.Sprintf("%.2f %s", s.Total, s.Currency)})
 	}
-	return k.emit(sts, []string{"operator", "month", "jobs", "releases", "rows", "ε", "total"}, rows)
+	return k.emit(sts, []string{"operator", "month", "jobs", "releases", "he queries", "rows", "ε", "total"}, rows)
 }
 
 func reportRemote(ctx context.Context, args []string, out io.Writer) error {

@@ -142,19 +142,23 @@ func statementCmd(ctx context.Context, args []string, out io.Writer) error {
 
 func printStatements(out io.Writer, sts []report.Statement) {
 	if len(sts) == 0 {
-		fmt.Fprintln(out, "no metered jobs in that month")
+		fmt.Fprintln(out, "no metered jobs or queries in that month")
 	}
 	for _, s := range sts {
-		fmt.Fprintf(out, "statement %s %s: %d jobs, %d releases, %d rows, ε %.2f — total %.2f %s\n",
-			s.Operator, s.Month, s.Jobs, s.Releases, s.Rows, s.Epsilon, s.Total, s.Currency)
+		fmt.Fprintf(out, "statement %s %s: %d jobs, %d releases, %d encrypted queries, %d rows, ε %.2f — total %.2f %s\n",
+			s.Operator, s.Month, s.Jobs, s.Releases, s.Queries, s.Rows, s.Epsilon, s.Total, s.Currency)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  job\tgrant\tdataset\tpricing\trows\tguest s\tε\tamount")
+		fmt.Fprintln(tw, "  job or query\tgrant\tdataset\tpricing\trows\tguest s\tε\tamount")
 		for _, l := range s.Lines {
 			amount := fmt.Sprintf("%.2f", l.Amount)
 			if l.Free {
 				amount = "free"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%s\n", l.Job, l.Grant, l.Dataset, l.Pricing, l.Rows, l.GuestSeconds, l.Epsilon, amount)
+			name := l.Job
+			if l.Kind == "he.query" {
+				name = "query " + l.Job
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%s\n", name, l.Grant, l.Dataset, l.Pricing, l.Rows, l.GuestSeconds, l.Epsilon, amount)
 		}
 		tw.Flush()
 	}

@@ -55,6 +55,7 @@ type Usage struct {
 	Dataset      string  `json:"dataset"`
 	Jobs         int     `json:"jobs"`
 	Releases     int     `json:"releases"`
+	Queries      int     `json:"he_queries"` // encrypted operator queries answered
 	Rejected     int     `json:"rejected"`
 	Rows         int64   `json:"rows_read"`
 	Bytes        int64   `json:"bytes_read"`
@@ -294,6 +295,7 @@ type Statement struct {
 	Lines        json.RawMessage `json:"lines"`
 	Jobs         int             `json:"jobs"`
 	Releases     int             `json:"releases"`
+	Queries      int             `json:"he_queries"` // encrypted operator queries answered
 	Rows         int64           `json:"rows"`
 	GuestSeconds float64         `json:"guest_seconds"`
 	Epsilon      float64         `json:"epsilon"`
@@ -311,7 +313,28 @@ type Disclosure struct {
 	Datasets []string          `json:"datasets"`
 	Grants   []json.RawMessage `json:"grants"`
 	Products []json.RawMessage `json:"products"`
-	Usage    []Usage           `json:"usage"`
+	// Queries are the encrypted operator queries answered: who asked,
+	// under which grant, over which columns and groups, at what ε; never
+	// the query or its reply.
+	Queries []DisclosedQuery `json:"he_queries"`
+	Usage   []Usage          `json:"usage"`
+}
+
+// DisclosedQuery is one answered encrypted query in the disclosure report.
+type DisclosedQuery struct {
+	ID        string    `json:"id"`    // "Q-" and the ledger sequence number
+	Query     string    `json:"query"` // the operator's query id
+	Operator  string    `json:"operator"`
+	Grant     string    `json:"grant"`
+	Dataset   string    `json:"dataset"`
+	Purpose   string    `json:"purpose"`
+	Answered  time.Time `json:"answered"`
+	Columns   []string  `json:"columns"`
+	GroupBy   string    `json:"group_by"`
+	Groups    int       `json:"groups"`
+	Mechanism string    `json:"mechanism"`
+	Epsilon   float64   `json:"epsilon"`
+	Delta     float64   `json:"delta"`
 }
 
 // TokenInfo is an issued token's record.
