@@ -3,6 +3,10 @@ package isolate
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,9 +41,18 @@ func (m scopedModule) Instantiate(ctx context.Context, outputs []string) (wasm.I
 }
 
 func TestConformanceReusedSandboxes(t *testing.T) {
-	suite.RunMatrix(t, []suite.Engine{{Name: "wazero", New: func(t testing.TB) wasm.Runtime {
-		return scoped{newEngine(t, testConfig().WithReuse(4, time.Minute, 64)), "op\x00ds"}
-	}}}, []suite.Guest{
+	engines := []suite.Engine{
+		{Name: "wazero", New: func(t testing.TB) wasm.Runtime {
+			return scoped{newEngine(t, testConfig().WithReuse(4, time.Minute, 64)), "op\x00ds"}
+		}},
+		{Name: "wasmer", New: func(t testing.TB) wasm.Runtime {
+			return scoped{newEngine(t, testConfig().WithEngine(EngineWasmer).WithReuse(4, time.Minute, 64)), "op\x00ds"}
+		}},
+	}
+	if !haveWasmer {
+		engines[1] = suite.Engine{Name: "wasmer", Skip: "the wasmer engine needs -tags wasmer (and cgo)"}
+	}
+	suite.RunMatrix(t, engines, []suite.Guest{
 		{Name: "go", Build: func(t testing.TB) []byte { return goGuest(t, "../testdata/conform/goguest") }},
 		{Name: "c", Build: func(t testing.TB) []byte { return cGuestAt(t, "../testdata/conform/c/conform.c") }},
 	})
@@ -209,4 +222,85 @@ func TestReuse(t *testing.T) {
 		_, i1, _ := runIn(t, m, "a", count(&n))
 		ended(t, i1.p)
 	})
+}
+
+// TestReuseHammer: goroutines run instances of three scopes at once, with
+// fewer waiting places than scopes: every instance gets its full result,
+// and after Close no sandbox is left.
+func TestReuseHammer(t *testing.T) {
+	ctx := context.Background()
+	e, err := NewEngine(ctx, testConfig().WithReuse(2, time.Minute, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.Compile(ctx, cGuest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int
+	runIn(t, m, "", count(&want))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	pids := make(chan int, 64)
+	for g := range 8 {
+		wg.Go(func() {
+			for k := range 6 {
+				sctx := wasm.WithScope(ctx, fmt.Sprint("scope-", (g+k)%3))
+				inst, err := m.Instantiate(sctx, job.Outputs)
+				if err != nil {
+					errs <- err
+					return
+				}
+				pids <- inst.(*instance).p.cmd.Process.Pid
+				rec := suite.Record(memory.NewGoAllocator())
+				n := 0
+				err = inst.ProcessBatch(sctx, rec, count(&n))
+				rec.Release()
+				_ = inst.Close(sctx)
+				if err != nil || n != want {
+					errs <- fmt.Errorf("goroutine %d run %d: %d contributions (want %d), %v", g, k, n, want, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	close(pids)
+	for err := range errs {
+		t.Error(err)
+	}
+	distinct := map[int]bool{}
+	for p := range pids {
+		distinct[p] = true
+	}
+	t.Logf("48 instances in %d sandboxes", len(distinct))
+	if len(distinct) >= 48 {
+		t.Error("no sandbox was reused")
+	}
+	e.Close(ctx)
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		left := 0
+		for p := range distinct {
+			if alive(p) && !zombie(p) {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("%d sandboxes left after Close", left)
+		}
+	}
+}
+
+// zombie reports whether process pid has ended but not been waited for.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] == "Z"
 }
