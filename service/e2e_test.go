@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/covedata/cove"
 	"github.com/covedata/cove/examples"
 	"github.com/covedata/cove/sdk/client"
@@ -56,9 +58,25 @@ func TestEndToEndSDK(t *testing.T) {
 		t.Logf("%s: job %s released %d outputs, states seen %v", ex.Name, rel.Job, len(rel.Outputs), seen[rel.Job])
 	}
 	aq, _ := mustRelease(t, op, "pm25_mean")
-	if r, ok := aq.Get("Dongsi", "2015"); !ok || r.Value <= 0 || r.Value > 1000 {
+	r, ok := aq.Get("Dongsi", "2015")
+	if !ok || r.Value <= 0 || r.Value > 1000 {
 		t.Errorf("Dongsi 2015 mean PM2.5 = %+v, %v", r, ok)
 	}
+	// The same release as an Arrow record batch.
+	rec, err := aq.Record(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for i := range int(rec.NumRows()) {
+		if rec.Column(0).ValueStr(i) == "Dongsi" && rec.Column(1).ValueStr(i) == "2015" {
+			found = rec.Column(2).(*array.Float64).Value(i) == r.Value
+		}
+	}
+	if int(rec.NumRows()) != len(aq.Rows) || rec.Schema().Field(0).Name != aq.GroupBy[0] || !found {
+		t.Errorf("release as a record: %d rows of %d, first column %q, Dongsi 2015 found with its value %v", rec.NumRows(), len(aq.Rows), rec.Schema().Field(0).Name, found)
+	}
+	rec.Release()
 	jobs, err := op.Jobs(ctx, client.JobFilter{})
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("operator's jobs: %v, %v", jobs, err)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/covedata/cove"
 	"github.com/covedata/cove/sdk/client"
 )
@@ -61,4 +63,20 @@ func ExampleError() {
 	fmt.Println(errors.Is(err, cove.ErrNotFound), errors.As(err, &apiErr) && apiErr.Status == 404, apiErr.Code)
 	// Output:
 	// true true not_found
+}
+
+// An output's rows as an Arrow record batch, for tools that read Arrow.
+func ExampleOutput_Record() {
+	out := client.Output{Name: "pm25_mean", Aggregate: "mean", Mechanism: "laplace", Epsilon: 0.5, GroupBy: []string{"station", "year"},
+		Rows: []client.Row{{Key: []string{"Aotizhongxin", "2014"}, Value: 87.1, NoiseStdDev: 0.9, CILow: 85.3, CIHigh: 88.9}}}
+	rec, err := out.Record(nil)
+	if err != nil {
+		panic(err)
+	}
+	defer rec.Release()
+	fmt.Println(rec.Schema().Fields()[0].Name, rec.Schema().Fields()[2].Name, rec.NumRows())
+	fmt.Println(rec.Column(0).(*array.String).Value(0), rec.Column(2).(*array.Float64).Value(0))
+	// Output:
+	// station value 1
+	// Aotizhongxin 87.1
 }
