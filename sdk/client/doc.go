@@ -19,10 +19,16 @@
 // ErrUnauthenticated and ErrForbidden; a job that ended without a release
 // is a *JobError, matching ErrJobFailed, cove.ErrCancelled or ErrRejected.
 //
+// # Results
+//
+// A Release holds its outputs as Go values (Output.Rows, Output.Get);
+// Output.Record gives the same rows as an Arrow record batch.
+//
 // # Dependencies
 //
-// The package imports only the standard library and the root cove package
-// (for the error sentinels): it never drags the server in.
+// Of Cove, the package imports only the root package (for the error
+// sentinels) and enclave/he (to open encrypted results on the operator's
+// side); besides, arrow-go for records: it never drags the server in.
 //
 // A Client is safe for concurrent use.
 package client
