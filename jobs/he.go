@@ -622,27 +622,13 @@ func OpenHE(op *he.Operator, rel *Release) (*Release, error) {
 		if o.HE == nil {
 			continue
 		}
-		b, err := base64.StdEncoding.DecodeString(o.HE.Release)
+		opened, err := op.OpenEncoded(o.HE.Release, len(o.HE.Groups))
 		if err != nil {
-			return nil, fmt.Errorf("%w: output %s: release is not base64", cove.ErrInvalid, o.Name)
+			return nil, fmt.Errorf("output %s: %w", o.Name, err)
 		}
-		hr, err := he.UnmarshalRelease(b)
-		if err != nil {
-			return nil, err
-		}
-		vals, err := op.Open(hr)
-		if err != nil {
-			return nil, err
-		}
-		if len(vals) != len(o.HE.Groups) {
-			return nil, fmt.Errorf("%w: output %s: %d values for %d groups", cove.ErrInvalid, o.Name, len(vals), len(o.HE.Groups))
-		}
-		nz := hr.Noise()
-		std := math.Hypot(nz.Std, nz.FloodStdOut)
-		half := nz.Interval(0.05)
 		o.Rows = nil
-		for g, v := range vals {
-			o.Rows = append(o.Rows, Row{Key: o.HE.Groups[g], Value: v, NoiseStdDev: std, CILow: v - half, CIHigh: v + half})
+		for g, v := range opened.Values {
+			o.Rows = append(o.Rows, Row{Key: o.HE.Groups[g], Value: v, NoiseStdDev: opened.NoiseStd, CILow: v - opened.Half95, CIHigh: v + opened.Half95})
 		}
 		out.Outputs[i] = o
 	}
@@ -776,7 +762,7 @@ func RegisterKeys(ctx context.Context, st *store.Store, su store.HESetup, keys *
 	if err != nil {
 		return "", err
 	}
-	if err := writeDurable(path, b, 0o644); err != nil {
+	if err := he.WriteFileDurable(path, b, 0o644); err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(b)
@@ -911,7 +897,7 @@ func AttachColumn(ctx context.Context, st *store.Store, keys *he.PublicKeys, b [
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("%w: encrypted column %s.%s: file %s exists", cove.ErrExists, c.Dataset, c.Column, rel)
 	}
-	if err := writeDurable(path, b, 0o644); err != nil {
+	if err := he.WriteFileDurable(path, b, 0o644); err != nil {
 		return err
 	}
 	sum := sha256.Sum256(b)
@@ -953,29 +939,4 @@ func RegisterRecipient(ctx context.Context, st *store.Store, operator string, ke
 	h := key.Hash()
 	hash := hex.EncodeToString(h[:])
 	return hash, st.RegisterHERecipient(ctx, operator, hash, b)
-}
-
-// writeDurable writes a file through a temporary one, synced, then renamed.
-func writeDurable(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -74,7 +74,7 @@ func AcceptKeygenShare(ctx context.Context, st *store.Store, dataDir, setup, pro
 			}
 		}
 	}
-	if err := writeDurable(path, share, 0o644); err != nil {
+	if err := he.WriteFileDurable(path, share, 0o644); err != nil {
 		return res, err
 	}
 	sum := sha256.Sum256(share)

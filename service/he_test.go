@@ -218,7 +218,8 @@ func newHEAPI(t *testing.T) *heAPI {
 	if w.recHash, err = w.op.RegisterHEKey(ctx, w.operator); err != nil {
 		t.Fatal(err)
 	}
-	if w.module, err = guestbuild.Cached(ctx, "testdata/heweights"); err != nil {
+	// The jobs package's HE guest: weights per row from public columns.
+	if w.module, err = guestbuild.Cached(ctx, filepath.Join("..", "jobs", "testdata", "heweights")); err != nil {
 		t.Fatal(err)
 	}
 	return w

@@ -65,14 +65,14 @@ func (d ProviderDir) Keygen(id, name string, s Setup) ([]byte, error) {
 	if _, err := os.Stat(marker); err == nil {
 		return nil, fmt.Errorf("%w: provider's keygen for setup %s was interrupted; register a new setup", cove.ErrPrivacy, name)
 	}
-	if err := writeDurable(marker, nil, 0o600); err != nil {
+	if err := WriteFileDurable(marker, nil, 0o600); err != nil {
 		return nil, err
 	}
 	b, err := pr.KeygenShare(s)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeDurable(sharePath, b, 0o644); err != nil {
+	if err := WriteFileDurable(sharePath, b, 0o644); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -99,11 +99,11 @@ func (d ProviderDir) Open(id string, p Params, opts ProviderOptions) (*Provider,
 		if err != nil {
 			return nil, err
 		}
-		if err := writeDurable(filepath.Join(dir, SecretFile), sec, 0o600); err != nil {
+		if err := WriteFileDurable(filepath.Join(dir, SecretFile), sec, 0o600); err != nil {
 			return nil, err
 		}
 		b, _ := json.Marshal(providerInfo{ID: id, Params: p.Literal()})
-		if err := writeDurable(filepath.Join(dir, ProviderInfoFile), b, 0o644); err != nil {
+		if err := WriteFileDurable(filepath.Join(dir, ProviderInfoFile), b, 0o644); err != nil {
 			return nil, err
 		}
 		return pr, nil
@@ -208,8 +208,11 @@ func (l *FileShareLog) Count() int {
 	return strings.Count(string(b), "\n")
 }
 
-// writeDurable writes a file through a temporary one, synced, then renamed.
-func writeDurable(path string, b []byte, mode os.FileMode) error {
+// WriteFileDurable writes a file through a temporary one in the same
+// directory, synced, then renamed: a crash leaves the old file or the new,
+// never part of one. Key shares, keys, encrypted columns and key-switch
+// shares are written with it, here and by the sandbox (jobs).
+func WriteFileDurable(path string, b []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err

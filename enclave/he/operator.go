@@ -2,6 +2,7 @@ package he
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -90,6 +91,38 @@ func (o *Operator) Open(rel *Release) ([]float64, error) {
 		return decodePublic(o.params, pt, rel.meta.Groups, rel.meta.LogPrecision)
 	}
 	return decodeExactBGV(o.params, pt, rel.meta.Groups)
+}
+
+// Opened is a release opened by its operator: a value per group, the
+// standard deviation of each value's noise (DP and flooding) and the half
+// width of its 95% interval (NoiseInfo.Interval).
+type Opened struct {
+	Values   []float64
+	NoiseStd float64
+	Half95   float64
+}
+
+// OpenEncoded opens a release as the API carries it (base64 of
+// MarshalRelease), expecting one value per group: what the SDK and the
+// Runner's operator side both do with an HE output.
+func (o *Operator) OpenEncoded(release string, groups int) (Opened, error) {
+	b, err := base64.StdEncoding.DecodeString(release)
+	if err != nil {
+		return Opened{}, fmt.Errorf("%w: he: release is not base64", cove.ErrInvalid)
+	}
+	rel, err := UnmarshalRelease(b)
+	if err != nil {
+		return Opened{}, err
+	}
+	vals, err := o.Open(rel)
+	if err != nil {
+		return Opened{}, err
+	}
+	if len(vals) != groups {
+		return Opened{}, fmt.Errorf("%w: he: %d values for %d groups", cove.ErrInvalid, len(vals), groups)
+	}
+	nz := rel.Noise()
+	return Opened{Values: vals, NoiseStd: math.Hypot(nz.Std, nz.FloodStdOut), Half95: nz.Interval(0.05)}, nil
 }
 
 // decodePublic is the only CKKS decoding in this package: lattigo's

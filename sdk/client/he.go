@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -307,26 +306,13 @@ func OpenHE(op *he.Operator, rel *Release) (*Release, error) {
 		if o.HE == nil {
 			continue
 		}
-		b, err := base64.StdEncoding.DecodeString(o.HE.Release)
+		opened, err := op.OpenEncoded(o.HE.Release, len(o.HE.Groups))
 		if err != nil {
-			return nil, fmt.Errorf("%w: output %s: release is not base64", cove.ErrInvalid, o.Name)
+			return nil, fmt.Errorf("output %s: %w", o.Name, err)
 		}
-		hr, err := he.UnmarshalRelease(b)
-		if err != nil {
-			return nil, err
-		}
-		vals, err := op.Open(hr)
-		if err != nil {
-			return nil, err
-		}
-		if len(vals) != len(o.HE.Groups) {
-			return nil, fmt.Errorf("%w: output %s: %d values for %d groups", cove.ErrInvalid, o.Name, len(vals), len(o.HE.Groups))
-		}
-		nz := hr.Noise()
-		std, half := math.Hypot(nz.Std, nz.FloodStdOut), nz.Interval(0.05)
 		o.Rows = nil
-		for g, v := range vals {
-			o.Rows = append(o.Rows, Row{Key: o.HE.Groups[g], Value: v, NoiseStdDev: std, CILow: v - half, CIHigh: v + half})
+		for g, v := range opened.Values {
+			o.Rows = append(o.Rows, Row{Key: o.HE.Groups[g], Value: v, NoiseStdDev: opened.NoiseStd, CILow: v - opened.Half95, CIHigh: v + opened.Half95})
 		}
 		out.Outputs[i] = o
 	}
