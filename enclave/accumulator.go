@@ -53,6 +53,12 @@ type Accumulator struct {
 	nUnits  []int64
 	present int64
 
+	// How rows arrive (see AddRows and AddUnits): per row, per unit as a
+	// stream (Add, AddKey), or per unit in bulk, buffered until Release.
+	byRow, byUnit bool
+	rows          rowTotals
+	bulk          *bulkBuffer
+
 	units    map[uint64]*unitState
 	order    unitHeap // ids of live units, smallest first
 	free     []*unitState
@@ -94,7 +100,7 @@ func NewAccumulator(s Spec) (*Accumulator, error) {
 }
 
 func (a *Accumulator) newPartition(key string) (int, error) {
-	agg, err := newPartAgg(&a.p, a.prims)
+	agg, err := newPartAgg(&a.p, a.prims, len(a.aggs) == 0)
 	if err != nil {
 		return 0, err
 	}
@@ -176,6 +182,10 @@ func (a *Accumulator) Add(unit uint64, partition int, value float64) error {
 	if unit < a.sealed {
 		return fmt.Errorf("%w: enclave: unit is below the sealed mark", cove.ErrInvalid)
 	}
+	if a.byRow || a.bulk != nil {
+		return fmt.Errorf("%w: enclave: Add on an accumulator that takes rows or bulk contributions", cove.ErrInvalid)
+	}
+	a.byUnit = true
 	if a.p.usesValues {
 		if math.IsNaN(value) {
 			return nil
@@ -189,6 +199,13 @@ func (a *Accumulator) Add(unit uint64, partition int, value float64) error {
 		a.units[unit] = u
 		a.order.push(unit)
 	}
+	a.offer(u, unit, partition, value)
+	return nil
+}
+
+// offer is one contribution (its value clamped) of unit, whose state is u:
+// bottom-L0 sampling of its partitions, reservoir sampling of L∞ values.
+func (a *Accumulator) offer(u *unitState, unit uint64, partition int, value float64) {
 	var s *slot
 	for i := range u.slots {
 		if u.slots[i].part == partition {
@@ -198,12 +215,12 @@ func (a *Accumulator) Add(unit uint64, partition int, value float64) error {
 	}
 	if s == nil {
 		if s = a.admit(u, unit, partition); s == nil {
-			return nil // partition not among this unit's sampled L0
+			return // partition not among this unit's sampled L0
 		}
 	}
 	s.seen++
 	if !a.p.usesValues {
-		return nil
+		return
 	}
 	// Reservoir sampling (Algorithm R): after n offers each is kept with
 	// probability L∞/n, independently of arrival order.
@@ -212,7 +229,6 @@ func (a *Accumulator) Add(unit uint64, partition int, value float64) error {
 	} else if j := a.rng.Uint64N(s.seen); j < a.linf {
 		s.vals[j] = value
 	}
-	return nil
 }
 
 // admit decides whether partition enters unit u's sample. Bottom-L0 sampling:
@@ -331,6 +347,7 @@ func (a *Accumulator) Release() (*Release, error) {
 	}
 	a.released = true
 	a.foldBelow(0, true)
+	a.foldBulk()
 	a.units, a.order, a.free = nil, nil, nil
 	if a.err != nil {
 		return nil, a.err

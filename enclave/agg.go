@@ -50,41 +50,64 @@ func noiseOf(pr primitive) noise.Noise {
 	return noise.Laplace()
 }
 
-// intSum is one integer primitive: a dpagg.BoundedSumInt64 whose per-unit
-// input is clamped to [lo, hi] by the library, with an exact running total
-// kept on the side to refuse int64 overflow.
+// intSum is one integer primitive: an exact int64 total of per-unit
+// contributions, each clamped to [lo, hi], noised once by the library's
+// noise (noise.Laplace or noise.Gaussian, AddNoiseInt64) with l0 = L0 and
+// lInf = max(|lo|, |hi|), exactly what dpagg.BoundedSumInt64 computes. The
+// total is kept here rather than in a dpagg.BoundedSumInt64 so that
+// bulk paths can add many units' bounded contributions at once (addTotal);
+// a running check refuses int64 overflow.
 type intSum struct {
-	pr    primitive
-	s     *dpagg.BoundedSumInt64
-	total int64
-	noisy int64
+	pr     primitive
+	lo, hi int64
+	linf   int64
+	total  int64
+	noisy  int64
+	done   bool
 }
 
-func newIntSum(pr primitive, lo, hi int64) (*intSum, error) {
-	s, err := dpagg.NewBoundedSumInt64(&dpagg.BoundedSumInt64Options{
-		Epsilon: pr.eps, Delta: pr.delta, MaxPartitionsContributed: pr.l0,
-		Lower: lo, Upper: hi, Noise: noiseOf(pr),
-	})
-	if err != nil {
-		return nil, privacyErr(pr.name, err)
+// newIntSum makes the primitive's sum. With check set it first has the
+// library validate the parameters (dpagg.NewBoundedSumInt64 checks ε, δ,
+// l0 and the bounds for the noise); the accumulator checks once per output,
+// not once per partition.
+func newIntSum(pr primitive, lo, hi int64, check bool) (*intSum, error) {
+	if check {
+		_, err := dpagg.NewBoundedSumInt64(&dpagg.BoundedSumInt64Options{
+			Epsilon: pr.eps, Delta: pr.delta, MaxPartitionsContributed: pr.l0,
+			Lower: lo, Upper: hi, Noise: noiseOf(pr),
+		})
+		if err != nil {
+			return nil, privacyErr(pr.name, err)
+		}
 	}
-	return &intSum{pr: pr, s: s}, nil
+	return &intSum{pr: pr, lo: lo, hi: hi, linf: max(abs64(lo), abs64(hi))}, nil
 }
 
+// add adds one unit's contribution, clamped to [lo, hi].
 func (a *intSum) add(v int64) error {
-	t := a.total + v // |v| ≤ 2^61 (MaxGridSteps·MaxBound), |total| ≤ 2^62: no wrap
+	return a.addTotal(min(max(v, a.lo), a.hi))
+}
+
+// addTotal adds the sum of several units' contributions, each already
+// within [lo, hi] (|t| ≤ 2^62 is checked by the caller's batch size).
+func (a *intSum) addTotal(t int64) error {
 	if t > maxUnitsSum || t < -maxUnitsSum {
 		return fmt.Errorf("%w: enclave: %s exceeds 2^62 grid units: declare a coarser Granularity", cove.ErrLimit, a.pr.name)
 	}
-	a.total = t
-	if a.s.Add(v) != nil {
-		return addErr(a.pr.name)
+	s := a.total + t // |t|, |total| ≤ 2^62: no wrap
+	if s > maxUnitsSum || s < -maxUnitsSum {
+		return fmt.Errorf("%w: enclave: %s exceeds 2^62 grid units: declare a coarser Granularity", cove.ErrLimit, a.pr.name)
 	}
+	a.total = s
 	return nil
 }
 
 func (a *intSum) result() (int64, error) {
-	v, err := a.s.Result()
+	if a.done {
+		return 0, fmt.Errorf("%w: enclave: %s noised twice", cove.ErrInvalid, a.pr.name)
+	}
+	a.done = true
+	v, err := noiseOf(a.pr).AddNoiseInt64(a.total, a.pr.l0, a.linf, a.pr.eps, a.pr.delta)
 	if err != nil {
 		return 0, privacyErr(a.pr.name, err)
 	}
@@ -92,25 +115,35 @@ func (a *intSum) result() (int64, error) {
 	return v, nil
 }
 
-// ci is the library's interval for the raw sum, in the primitive's units.
+// ci is the library's interval for the raw sum, in the primitive's units,
+// trimmed to the sign of the bounds as dpagg.BoundedSumInt64 does.
 func (a *intSum) ci(alpha float64) (noise.ConfidenceInterval, error) {
-	ci, err := a.s.ComputeConfidenceInterval(alpha)
+	if !a.done {
+		return noise.ConfidenceInterval{}, fmt.Errorf("%w: enclave: %s interval before its result", cove.ErrInvalid, a.pr.name)
+	}
+	ci, err := noiseOf(a.pr).ComputeConfidenceIntervalInt64(a.noisy, a.pr.l0, a.linf, a.pr.eps, a.pr.delta, alpha)
 	if err != nil {
 		return ci, privacyErr(a.pr.name+" confidence interval", err)
+	}
+	if a.lo >= 0 {
+		ci.LowerBound, ci.UpperBound = math.Max(0, ci.LowerBound), math.Max(0, ci.UpperBound)
+	}
+	if a.hi <= 0 {
+		ci.LowerBound, ci.UpperBound = math.Min(0, ci.LowerBound), math.Min(0, ci.UpperBound)
 	}
 	return ci, nil
 }
 
 // newPartAgg builds the aggregator for one partition of a valid plan; prims
 // are p.primitives().
-func newPartAgg(p *plan, prims []primitive) (partAgg, error) {
+func newPartAgg(p *plan, prims []primitive, check bool) (partAgg, error) {
 	linf := int64(p.MaxContributions)
 	switch p.Aggregate {
 	case Count:
 		// dpagg.Count does not expose MaxContributionsPerPartition; its doc
 		// sends multi-contribution counts to BoundedSumInt64. Each unit adds
 		// its kept count k ∈ [0, L∞]; for L∞ = 1 this is exactly a Count.
-		c, err := newIntSum(prims[0], 0, linf)
+		c, err := newIntSum(prims[0], 0, linf, check)
 		if err != nil {
 			return nil, err
 		}
@@ -119,33 +152,33 @@ func newPartAgg(p *plan, prims []primitive) (partAgg, error) {
 		// A unit's ≤ L∞ values are pre-summed in grid units: the per-unit
 		// total lies in [L∞·min(lo, 0), L∞·max(hi, 0)], whose larger
 		// magnitude is prims[0].linf.
-		s, err := newIntSum(prims[0], linf*min(p.loU, 0), linf*max(p.hiU, 0))
+		s, err := newIntSum(prims[0], linf*min(p.loU, 0), linf*max(p.hiU, 0), check)
 		if err != nil {
 			return nil, err
 		}
 		return &sumAgg{p: p, s: s}, nil
 	case Mean:
 		midU, h := p.mid()
-		c, err := newIntSum(prims[0], 0, linf)
+		c, err := newIntSum(prims[0], 0, linf, check)
 		if err != nil {
 			return nil, err
 		}
-		s, err := newIntSum(prims[1], -linf*h, linf*h)
+		s, err := newIntSum(prims[1], -linf*h, linf*h, check)
 		if err != nil {
 			return nil, err
 		}
 		return &meanAgg{p: p, c: c, s: s, midU: midU}, nil
 	case Variance, StdDev:
 		midU, h := p.mid()
-		c, err := newIntSum(prims[0], 0, linf)
+		c, err := newIntSum(prims[0], 0, linf, check)
 		if err != nil {
 			return nil, err
 		}
-		s, err := newIntSum(prims[1], -linf*h, linf*h)
+		s, err := newIntSum(prims[1], -linf*h, linf*h, check)
 		if err != nil {
 			return nil, err
 		}
-		q, err := newIntSum(prims[2], 0, int64(prims[2].linf))
+		q, err := newIntSum(prims[2], 0, int64(prims[2].linf), check)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +197,7 @@ func newPartAgg(p *plan, prims []primitive) (partAgg, error) {
 	case Histogram:
 		h := &histAgg{edges: p.Buckets, cells: make([]*intSum, len(p.Buckets)-1), k: make([]int64, len(p.Buckets)-1)}
 		for i := range h.cells {
-			c, err := newIntSum(prims[0], 0, linf)
+			c, err := newIntSum(prims[0], 0, linf, check)
 			if err != nil {
 				return nil, err
 			}

@@ -182,7 +182,73 @@ func stochasticCases() []dpCase {
 		}
 	}
 
+	// The fast paths: rows that are their own units (AddRows), units in
+	// bulk (AddUnits: the neighbour's extra unit has three rows), block means.
+	rowsSum := func(n float64) func(bool) float64 {
+		return func(neighbour bool) float64 {
+			a, _ := NewAccumulator(sum)
+			ps, vs := []int32{0, 0, 0, 0, 0}, []float64{2, 2, 2, 2, 2}
+			if neighbour {
+				ps, vs = append(ps, 0), append(vs, n)
+			}
+			if err := a.AddRows(ps, vs); err != nil {
+				panic(err)
+			}
+			r, err := a.Release()
+			if err != nil {
+				panic(err)
+			}
+			return r.Rows[0].Value
+		}
+	}
+	bulkMean := func(neighbour bool) float64 {
+		a, _ := NewAccumulator(mean)
+		var us []uint64
+		var ps []int32
+		var vs []float64
+		for u := range 10 {
+			us, ps, vs = append(us, uint64(u)<<56|1), append(ps, 0), append(vs, 5)
+		}
+		if neighbour {
+			us, ps, vs = append(us, 1<<60, 1<<60, 1<<60), append(ps, 0, 0, 0), append(vs, 10, 10, 10)
+		}
+		if err := a.AddUnits(us, ps, vs); err != nil {
+			panic(err)
+		}
+		r, err := a.Release()
+		if err != nil {
+			panic(err)
+		}
+		return r.Rows[0].Value
+	}
+	block := BlockSpec{Output: "o", Epsilon: ln3, Blocks: 4, Dimension: 1, Lower: 0, Upper: 4, Granularity: 1}
+	blockMean := func(s BlockSpec) func(bool) float64 {
+		return func(neighbour bool) float64 {
+			a, _ := NewBlockAccumulator(s)
+			for b := range 4 {
+				v := []float64{0}
+				if neighbour && b == 3 {
+					v = []float64{4} // one unit moved block 3's vector across the bounds
+				}
+				if err := a.Add(b, v); err != nil {
+					panic(err)
+				}
+			}
+			r, err := a.Release()
+			if err != nil {
+				panic(err)
+			}
+			return r.Rows[0].Value * 4 // the sum, on the grid of 1
+		}
+	}
+	blockOver := block
+	blockOver.Epsilon *= 1.2
+
 	return []dpCase{
+		{name: "sum, rows as units", sample: rowsSum(4), gran: 4, eps: ln3},
+		{name: "mean, units in bulk", sample: bulkMean, gran: 0.5, eps: ln3, frac: 0.3},
+		{name: "block mean", sample: blockMean(block), gran: 1, eps: ln3},
+		{name: "control: block mean ε×1.2", control: true, sample: blockMean(blockOver), gran: 1, eps: ln3},
 		{name: "count", spec: count, a: units(10, 0, 0), b: plus(units(10, 0, 0), 1, 0, 0), gran: 1, eps: ln3},
 		{name: "count linf 3", spec: count3, a: units(10, 0, 0), b: plus(units(10, 0, 0), 5, 0, 0), gran: 3, eps: ln3},
 		{name: "count empty partition", spec: count2, a: units(10, 0, 0), b: plus(units(10, 0, 0), 1, 1, 0), gran: 1, eps: ln3,
