@@ -61,6 +61,24 @@ type Dataset struct {
 	SHA256         string   `json:"sha256"`
 	Rows           int64    `json:"rows"`
 	Columns        []Column `json:"columns"`
+	// UnitPerRow records that the catalog's privacy unit (its columns of
+	// role privacy-unit, UnitColumns) is unique per row: no two rows share
+	// a unit. It is computed from the data at registration (jobs), never
+	// taken from the registrant; where it holds, each row is its own unit
+	// and contribution bounding is clamping alone.
+	UnitPerRow bool `json:"unit_per_row,omitempty"`
+}
+
+// UnitColumns are the columns that identify the dataset's privacy unit
+// (role privacy-unit), in schema order; none when the catalog names no unit.
+func (d Dataset) UnitColumns() []string {
+	var cols []string
+	for _, c := range d.Columns {
+		if c.Role == PrivacyUnitRole {
+			cols = append(cols, c.Name)
+		}
+	}
+	return cols
 }
 
 // Validate checks a catalog entry before registration.

@@ -280,6 +280,7 @@ type Request struct {
 	Mechanism   string   `json:"mechanism"`
 	Columns     []string `json:"columns"`      // read by the guest
 	UnitColumns []string `json:"unit_columns"` // read by the host to attribute contributions
+	UnitPerRow  bool     `json:"unit_per_row,omitempty"` // the manifest claims every row is its own unit
 	GroupBy     []string `json:"group_by"`     // columns the outputs group by
 	Epsilon     float64  `json:"epsilon"`      // the job's total ε (composition of its outputs)
 	Delta       float64  `json:"delta"`        // the job's total δ
@@ -321,6 +322,7 @@ const (
 	CodeDeltaBudget      = "delta_budget_exceeded"
 	CodeMaxJobs          = "max_jobs_reached"
 	CodeInvalidParameter = "invalid_parameter"
+	CodePrivacyUnit      = "privacy_unit_mismatch"
 )
 
 // Violation is one reason a job is refused.
@@ -420,6 +422,26 @@ func Admit(in Input) (Decision, error) {
 	for _, c := range r.UnitColumns {
 		if !d.HasColumn(c) {
 			add(CodeUnknownColumn, cove.ErrInvalid, "privacy unit column %q is not in dataset %s", c, d.Name)
+		}
+	}
+	// The catalog's unit is the authority's, not the operator's: a job may
+	// bound a coarser unit (a subset of the unit columns: each of its units
+	// is a union of the catalog's), never a finer one.
+	if len(r.UnitColumns) == 0 && !r.UnitPerRow && len(d.UnitColumns()) == 0 {
+		add(CodePrivacyUnit, cove.ErrInvalid, "dataset %s's catalog names no privacy unit: the manifest must give privacy_unit columns or per_row", d.Name)
+	}
+	if unit := d.UnitColumns(); len(unit) > 0 {
+		switch {
+		case r.UnitPerRow && !d.UnitPerRow:
+			add(CodePrivacyUnit, cove.ErrOutOfScope, "dataset %s's privacy unit (%s) is not one row: per_row would let one unit count many times; name the unit columns",
+				d.Name, strings.Join(unit, ", "))
+		case !r.UnitPerRow:
+			for _, c := range r.UnitColumns {
+				if !slices.Contains(unit, c) {
+					add(CodePrivacyUnit, cove.ErrOutOfScope, "privacy unit column %q is not among dataset %s's unit columns (%s): a job may bound the catalog's unit or a coarser one",
+						c, d.Name, strings.Join(unit, ", "))
+				}
+			}
 		}
 	}
 	if g.MaxJobs > 0 && in.JobsUsed >= g.MaxJobs {

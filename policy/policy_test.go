@@ -27,6 +27,20 @@ var (
 		Columns: []string{"station", "PM2.5"}, UnitColumns: []string{"station", "sensor_id"}, Epsilon: 0.5}
 )
 
+// withUnit makes station and year the dataset's privacy unit, unique per
+// row or not.
+func withUnit(perRow bool) func(*Dataset) {
+	return func(d *Dataset) {
+		d.Columns = slices.Clone(d.Columns)
+		for i := range d.Columns {
+			if n := d.Columns[i].Name; n == "station" || n == "year" {
+				d.Columns[i].Role = PrivacyUnitRole
+			}
+		}
+		d.UnitPerRow = perRow
+	}
+}
+
 func admit(g Grant, d Dataset, b Budget, r Request, at time.Time) (Decision, error) {
 	return Admit(Input{Grant: g, Dataset: d, Budget: b, Request: r, Now: at})
 }
@@ -77,6 +91,14 @@ func TestAdmit(t *testing.T) {
 		},
 		{name: "dataset not granted", budget: Budget{Cap: 1}, grant: func(g *Grant) { g.Datasets = []string{"other"} },
 			codes: []string{CodeDataset}, is: cove.ErrOutOfScope},
+		{name: "the catalog's unit", budget: Budget{Cap: 1}, dataset: withUnit(false), req: func(r *Request) { r.UnitColumns = []string{"station", "year"} }},
+		{name: "a coarser unit", budget: Budget{Cap: 1}, dataset: withUnit(false), req: func(r *Request) { r.UnitColumns = []string{"station"} }},
+		{name: "a finer unit", budget: Budget{Cap: 1}, dataset: withUnit(false), req: func(r *Request) { r.UnitColumns = []string{"station", "year", "TEMP"} },
+			codes: []string{CodePrivacyUnit}, is: cove.ErrOutOfScope},
+		{name: "per row where the unit is not a row", budget: Budget{Cap: 1}, dataset: withUnit(false),
+			req: func(r *Request) { r.UnitColumns, r.UnitPerRow = nil, true }, codes: []string{CodePrivacyUnit}, is: cove.ErrOutOfScope},
+		{name: "per row where the unit is a row", budget: Budget{Cap: 1}, dataset: withUnit(true),
+			req: func(r *Request) { r.UnitColumns, r.UnitPerRow = nil, true }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

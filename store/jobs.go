@@ -21,7 +21,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 	state TEXT NOT NULL, epsilon REAL NOT NULL, delta REAL NOT NULL DEFAULT 0,
 	manifest_sha256 TEXT NOT NULL, module_sha256 TEXT NOT NULL, shape_sha256 TEXT NOT NULL DEFAULT '',
 	manifest BLOB, decision TEXT NOT NULL DEFAULT '{}', reason TEXT NOT NULL DEFAULT '',
-	created TEXT NOT NULL, updated TEXT NOT NULL);
+	created TEXT NOT NULL, updated TEXT NOT NULL,
+	mode TEXT NOT NULL DEFAULT '', plan_sha256 TEXT NOT NULL DEFAULT '', plan_text TEXT NOT NULL DEFAULT '',
+	plan_json BLOB);
 CREATE INDEX IF NOT EXISTS jobs_by_grant ON jobs (grant_id, state);
 CREATE TABLE IF NOT EXISTS modules (sha256 TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS reservations (
@@ -55,17 +57,27 @@ type Job struct {
 	ManifestSHA256 string          `json:"manifest_sha256"`
 	ModuleSHA256   string          `json:"module_sha256"`
 	ShapeSHA256    string          `json:"shape_sha256,omitempty"` // what the outputs ask, without the job's name and module
+	// Mode is how the job runs on real data: plan, unit or block
+	// (docs/privacy.md).
+	Mode string `json:"mode,omitempty"`
+	// PlanSHA256 and Plan are, for a plan-mode job, the hash of its
+	// canonical plan (JSON) and the plan's canonical text: what the
+	// reviewer reads and what runs.
+	PlanSHA256 string `json:"plan_sha256,omitempty"`
+	Plan       string `json:"plan,omitempty"`
 	Decision       policy.Decision `json:"decision"`
 	Reason         string          `json:"reason,omitempty"`
 	Created        time.Time       `json:"created"`
 	Updated        time.Time       `json:"updated"`
 }
 
-// Submission is a job as submitted: its record, manifest and module.
+// Submission is a job as submitted: its record, manifest and module, and
+// for a plan-mode job its canonical plan (JSON).
 type Submission struct {
 	Job      Job
 	Manifest []byte
 	Module   []byte
+	PlanJSON []byte
 }
 
 // SubmitJob records a submitted job with its manifest and module. A job id
@@ -83,9 +95,9 @@ func (s *Store) SubmitJob(ctx context.Context, sub Submission) error {
 		}
 		at := t.now.UTC().Format(time.RFC3339Nano)
 		if _, err := t.ExecContext(ctx, `INSERT INTO jobs (id, operator, grant_id, dataset, state, epsilon, delta,
-			manifest_sha256, module_sha256, shape_sha256, manifest, created, updated)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, j.Operator, j.Grant, j.Dataset, j.State, j.Epsilon, j.Delta,
-			j.ManifestSHA256, j.ModuleSHA256, j.ShapeSHA256, sub.Manifest, at, at); err != nil {
+			manifest_sha256, module_sha256, shape_sha256, manifest, created, updated, mode, plan_sha256, plan_text, plan_json)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, j.ID, j.Operator, j.Grant, j.Dataset, j.State, j.Epsilon, j.Delta,
+			j.ManifestSHA256, j.ModuleSHA256, j.ShapeSHA256, sub.Manifest, at, at, j.Mode, j.PlanSHA256, j.Plan, sub.PlanJSON); err != nil {
 			return err
 		}
 		if sub.Module != nil {
@@ -97,13 +109,13 @@ func (s *Store) SubmitJob(ctx context.Context, sub Submission) error {
 	})
 }
 
-const jobColumns = `id, operator, grant_id, dataset, state, epsilon, delta, manifest_sha256, module_sha256, shape_sha256, decision, reason, created, updated`
+const jobColumns = `id, operator, grant_id, dataset, state, epsilon, delta, manifest_sha256, module_sha256, shape_sha256, decision, reason, created, updated, mode, plan_sha256, plan_text`
 
 func scanJob(r scanner) (Job, error) {
 	var j Job
 	var decision, created, updated string
 	err := r.Scan(&j.ID, &j.Operator, &j.Grant, &j.Dataset, &j.State, &j.Epsilon, &j.Delta, &j.ManifestSHA256, &j.ModuleSHA256,
-		&j.ShapeSHA256, &decision, &j.Reason, &created, &updated)
+		&j.ShapeSHA256, &decision, &j.Reason, &created, &updated, &j.Mode, &j.PlanSHA256, &j.Plan)
 	if err != nil {
 		return j, err
 	}
@@ -159,6 +171,17 @@ func (s *Store) ModuleStored(ctx context.Context, sha256 string) (bool, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM modules WHERE sha256 = ?`, sha256).Scan(&n)
 	return n > 0, err
+}
+
+// JobPlan returns the canonical plan (JSON) a plan-mode job was admitted
+// with, nil for other jobs.
+func (s *Store) JobPlan(ctx context.Context, id string) ([]byte, error) {
+	var plan []byte
+	err := s.db.QueryRowContext(ctx, `SELECT plan_json FROM jobs WHERE id = ?`, id).Scan(&plan)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: job %s", cove.ErrNotFound, id)
+	}
+	return plan, err
 }
 
 // JobManifest returns the manifest a job was submitted with.

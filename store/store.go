@@ -57,6 +57,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("store: create schema in %s: %w", path, err)
 		}
 	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
+	}
 	s := &Store{db: db, now: time.Now, path: path, writeMu: new(sync.Mutex)}
 	if err := s.openLedger(ctx, path, opts); err != nil {
 		db.Close()
@@ -108,4 +112,28 @@ type tx struct {
 	*sql.Tx
 	now time.Time
 	lg  *ledgerLog
+}
+
+// addedColumns are columns added to tables after their first release, with
+// their definitions: a database made before them gets them on Open.
+var addedColumns = []struct{ table, column, def string }{
+	{"jobs", "mode", "TEXT NOT NULL DEFAULT ''"},
+	{"jobs", "plan_sha256", "TEXT NOT NULL DEFAULT ''"},
+	{"jobs", "plan_text", "TEXT NOT NULL DEFAULT ''"},
+	{"jobs", "plan_json", "BLOB"},
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	for _, c := range addedColumns {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.def); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
