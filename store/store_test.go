@@ -44,7 +44,7 @@ func submitAndAdmit(ctx context.Context, s *Store, id string, eps float64) error
 		return err
 	}
 	if _, err := s.Admit(ctx, policy.Request{Job: id, Operator: "acme", Grant: "g1", Purpose: "research", Dataset: "air",
-		Mechanism: policy.MechanismDP, Columns: []string{"PM2.5"}, Epsilon: eps}); err != nil {
+		Mechanism: policy.MechanismDP, Columns: []string{"PM2.5"}, UnitPerRow: true, Epsilon: eps}); err != nil {
 		return err
 	}
 	return s.Start(ctx, id)
