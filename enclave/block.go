@@ -27,10 +27,11 @@ const (
 // disjoint blocks, a computation on each block gives a vector of Dimension
 // coordinates, each coordinate is clamped to [Lower, Upper], and the mean of
 // the block vectors is released with noise. One unit is in one block, so
-// adding or removing it changes one block's vector, by at most Upper −
-// Lower in each coordinate: the sum of the vectors has L0 = Dimension and
-// L∞ = Upper − Lower, and its noisy mean is (Epsilon, Delta)-DP whatever
-// the computation. A failed or empty block counts as Default.
+// adding or removing it changes one block's vector, by at most the span of
+// its bounds in each coordinate: coordinate j's sum has L∞ = upper_j −
+// lower_j, and with Epsilon (and Delta) split across the coordinates by
+// basic composition the noisy mean is (Epsilon, Delta)-DP whatever the
+// computation. A failed or empty block counts as Default.
 type BlockSpec struct {
 	Output    string
 	Mechanism string // "laplace" (default when empty) or "gaussian" (needs δ > 0)
@@ -42,21 +43,34 @@ type BlockSpec struct {
 	// "1", …
 	Labels       []string
 	Lower, Upper float64
+	// Bounds, when set, gives each coordinate its own [lower, upper]
+	// (Dimension pairs) instead of Lower and Upper. The budget is then split
+	// across coordinates in proportion to their spans, so every coordinate
+	// gets the same absolute noise (Laplace: scale Σ spans / (ε·k)); with
+	// one common range the split is even, the same thing.
+	Bounds [][2]float64
 	// Default is the vector of a failed or empty block (within bounds);
-	// empty: the midpoint of [Lower, Upper] in every coordinate.
+	// empty: the midpoint of the bounds in every coordinate.
 	Default []float64
 	// Granularity is the grid step (a power of two, 0 for the default: the
-	// smallest ≥ max(|Lower|, |Upper|)/2^24).
+	// smallest ≥ max(|lower|, |upper|)/2^24, per coordinate).
 	Granularity float64
 }
 
 // blockPlan is a validated BlockSpec.
 type blockPlan struct {
 	BlockSpec
-	gauss    bool
-	gran     float64
-	loU, hiU int64
-	def      []int64 // Default on the grid
+	gauss bool
+	coord []coordPlan
+}
+
+// coordPlan is one coordinate's clamp, grid and share of the budget.
+type coordPlan struct {
+	lower, upper float64 // effective bounds (grid points)
+	gran         float64
+	loU, hiU     int64
+	def          int64 // Default on the grid
+	pr           primitive
 }
 
 func (s BlockSpec) plan() (blockPlan, error) {
@@ -96,46 +110,62 @@ func (s BlockSpec) plan() (blockPlan, error) {
 			seen[l] = true
 		}
 	}
-	if !finiteNum(s.Lower) || !finiteNum(s.Upper) || !(s.Lower < s.Upper) || math.IsInf(s.Upper-s.Lower, 0) {
-		return p, invalid("Lower and Upper must be finite with Lower < Upper")
+	bounds := s.Bounds
+	if len(bounds) == 0 {
+		bounds = make([][2]float64, s.Dimension)
+		for j := range bounds {
+			bounds[j] = [2]float64{s.Lower, s.Upper}
+		}
+	} else if len(bounds) != s.Dimension {
+		return p, invalid("Bounds must give all %d coordinates", s.Dimension)
 	}
-	// The grid: the same rules as a Spec's.
-	g := Spec{Aggregate: Sum, Lower: s.Lower, Upper: s.Upper, Granularity: s.Granularity}
-	gp := plan{Spec: g}
-	if err := gp.grid(); err != nil {
-		return p, err
-	}
-	p.gran, p.loU, p.hiU = gp.gran, gp.loU, gp.hiU
-	p.Lower, p.Upper = gp.lower, gp.upper
 	if len(s.Default) != 0 && len(s.Default) != s.Dimension {
 		return p, invalid("Default must have %d coordinates", s.Dimension)
 	}
-	p.def = make([]int64, s.Dimension)
-	for j := range p.def {
-		if len(s.Default) == 0 {
-			p.def[j] = p.loU + (p.hiU-p.loU)/2
-			continue
+	var spans float64
+	for j, b := range bounds {
+		if !finiteNum(b[0]) || !finiteNum(b[1]) || !(b[0] < b[1]) || math.IsInf(b[1]-b[0], 0) {
+			return p, invalid("bounds of coordinate %d must be finite with lower < upper", j)
 		}
-		d := s.Default[j]
-		if !finiteNum(d) || d < s.Lower || d > s.Upper {
-			return p, invalid("Default[%d] must lie within [Lower, Upper]", j)
-		}
-		p.def[j] = p.snap(d)
+		spans += b[1] - b[0]
 	}
-	pr := p.primitive()
-	if pr.scale > maxNoiseUnits || !finiteNum(pr.scale) {
-		return p, invalid("Epsilon is too small for the bounds and Granularity: noise would overflow (declare a coarser Granularity)")
+	if math.IsInf(spans, 0) {
+		return p, invalid("the coordinates' spans overflow")
+	}
+	for j, b := range bounds {
+		// The grid: the same rules as a Spec's.
+		gp := plan{Spec: Spec{Aggregate: Sum, Lower: b[0], Upper: b[1], Granularity: s.Granularity}}
+		if err := gp.grid(); err != nil {
+			return p, fmt.Errorf("coordinate %d: %w", j, err)
+		}
+		c := coordPlan{lower: gp.lower, upper: gp.upper, gran: gp.gran, loU: gp.loU, hiU: gp.hiU}
+		if len(s.Default) == 0 {
+			c.def = c.loU + (c.hiU-c.loU)/2
+		} else {
+			d := s.Default[j]
+			if !finiteNum(d) || d < b[0] || d > b[1] {
+				return p, invalid("Default[%d] must lie within its coordinate's bounds", j)
+			}
+			c.def = c.snap(d)
+		}
+		// The budget share of coordinate j: ε·span_j/Σ spans (and δ/d).
+		// Basic composition over the coordinates gives (ε, δ).
+		share := (b[1] - b[0]) / spans
+		eps, delta := s.Epsilon*share, s.Delta/float64(s.Dimension)
+		if eps < MinEpsilon {
+			return p, invalid("coordinate %d's share of Epsilon is below 2^-48", j)
+		}
+		c.pr = newPrimitive("block_sum", p.gauss, eps, delta, 1, float64(c.hiU-c.loU), c.gran)
+		if c.pr.scale > maxNoiseUnits || !finiteNum(c.pr.scale) {
+			return p, invalid("Epsilon is too small for the bounds and Granularity: noise would overflow (declare a coarser Granularity)")
+		}
+		p.coord = append(p.coord, c)
 	}
 	return p, nil
 }
 
-func (p *blockPlan) snap(v float64) int64 {
-	return min(max(int64(math.Round(min(max(v, p.Lower), p.Upper)/p.gran)), p.loU), p.hiU)
-}
-
-// primitive is the noisy sum of the block vectors, per coordinate.
-func (p *blockPlan) primitive() primitive {
-	return newPrimitive("block_sum", p.gauss, p.Epsilon, p.Delta, int64(p.Dimension), float64(p.hiU-p.loU), p.gran)
+func (c *coordPlan) snap(v float64) int64 {
+	return min(max(int64(math.Round(min(max(v, c.lower), c.upper)/c.gran)), c.loU), c.hiU)
 }
 
 // Validate reports the first thing wrong with s, wrapping cove.ErrInvalid.
@@ -156,10 +186,12 @@ func ComposeBlocks(specs []BlockSpec) (Cost, error) {
 		}
 		c.Epsilon += s.Epsilon
 		c.Delta += s.Delta
-		if pr := p.primitive(); pr.gaussian {
-			gEps += pr.eps
-			gDelta += pr.delta
-			rho += pr.rho
+		for _, cp := range p.coord {
+			if pr := cp.pr; pr.gaussian {
+				gEps += pr.eps
+				gDelta += pr.delta
+				rho += pr.rho
+			}
 		}
 	}
 	if rho > 0 && gDelta > 0 && gDelta < 1 {
@@ -188,7 +220,7 @@ func NewBlockAccumulator(s BlockSpec) (*BlockAccumulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Labels, p.Default = slices.Clone(s.Labels), slices.Clone(s.Default)
+	p.Labels, p.Default, p.Bounds = slices.Clone(s.Labels), slices.Clone(s.Default), slices.Clone(s.Bounds)
 	return &BlockAccumulator{p: p, got: make([]bool, s.Blocks), sum: make([]int64, s.Dimension)}, nil
 }
 
@@ -210,11 +242,12 @@ func (a *BlockAccumulator) Add(b int, v []float64) error {
 	}
 	a.got[b] = true
 	for j, x := range v {
+		c := &a.p.coord[j]
 		if math.IsNaN(x) {
-			a.sum[j] += a.p.def[j]
+			a.sum[j] += c.def
 			continue
 		}
-		a.sum[j] += a.p.snap(x) // |sum| ≤ MaxBlocks·2^40: no overflow
+		a.sum[j] += c.snap(x) // |sum| ≤ MaxBlocks·2^40: no overflow
 	}
 	return nil
 }
@@ -242,20 +275,22 @@ func (a *BlockAccumulator) Release() (*Release, error) {
 	for b, g := range a.got {
 		if !g {
 			for j := range a.sum {
-				a.sum[j] += p.def[j]
+				a.sum[j] += p.coord[j].def
 			}
 			a.got[b] = true
 		}
 	}
-	pr := p.primitive()
-	nz := noiseOf(pr)
 	k := float64(p.Blocks)
+	c0 := p.coord[0]
 	r := &Release{
 		Output: p.Output, Aggregate: BlockMean, Mechanism: p.Mechanism, Epsilon: p.Epsilon, Delta: p.Delta,
-		Lower: p.Lower, Upper: p.Upper, Granularity: p.gran, MaxPartitions: 1, MaxContributions: 1,
-		Noise: []Noise{{Primitive: pr.name, Mechanism: p.Mechanism, Epsilon: pr.eps, Delta: pr.delta, L0: pr.l0, LInf: pr.linf, Unit: pr.unit, Scale: pr.scale, StdDev: pr.sd}},
+		Lower: c0.lower, Upper: c0.upper, Granularity: c0.gran, MaxPartitions: 1, MaxContributions: 1,
 	}
 	for j, s := range a.sum {
+		c := &p.coord[j]
+		pr := c.pr
+		nz := noiseOf(pr)
+		r.Noise = append(r.Noise, Noise{Primitive: pr.name, Mechanism: p.Mechanism, Epsilon: pr.eps, Delta: pr.delta, L0: pr.l0, LInf: pr.linf, Unit: pr.unit, Scale: pr.scale, StdDev: pr.sd})
 		noisy, err := nz.AddNoiseInt64(s, pr.l0, int64(pr.linf), pr.eps, pr.delta)
 		if err != nil {
 			return nil, privacyErr(pr.name, err)
@@ -265,12 +300,12 @@ func (a *BlockAccumulator) Release() (*Release, error) {
 			return nil, privacyErr(pr.name+" confidence interval", err)
 		}
 		// Dividing by the public k and clamping are post-processing.
-		clamp := func(x float64) float64 { return min(max(x*p.gran/k, p.Lower), p.Upper) }
+		clamp := func(x float64) float64 { return min(max(x*c.gran/k, c.lower), c.upper) }
 		key := strconv.Itoa(j)
 		if len(p.Labels) != 0 {
 			key = p.Labels[j]
 		}
-		row := Row{Key: key, Value: clamp(float64(noisy)), NoiseStdDev: pr.sd * p.gran / k, CILow: clamp(ci.LowerBound), CIHigh: clamp(ci.UpperBound)}
+		row := Row{Key: key, Value: clamp(float64(noisy)), NoiseStdDev: pr.sd * c.gran / k, CILow: clamp(ci.LowerBound), CIHigh: clamp(ci.UpperBound)}
 		if !finite(row.Value, row.NoiseStdDev, row.CILow, row.CIHigh) {
 			return nil, fmt.Errorf("%w: enclave: coordinate %s: the library produced a non-finite result", cove.ErrPrivacy, key)
 		}

@@ -40,11 +40,51 @@ func TestBlockMeanRelease(t *testing.T) {
 			t.Errorf("%s: value %v outside its interval [%v, %v]", row.Key, row.Value, row.CILow, row.CIHigh)
 		}
 	}
-	if n := r.Noise[0]; n.L0 != 2 || n.LInf != 20/r.Granularity {
-		t.Errorf("noise sensitivities L0 %d, L∞ %v: want 2 and the bounds' span", n.L0, n.LInf)
+	for _, n := range r.Noise {
+		if n.L0 != 1 || n.LInf != 20/r.Granularity || math.Abs(n.Epsilon-hugeEpsilon/2) > 1e-6 {
+			t.Errorf("noise %+v: want L0 1, L∞ the bounds' span, half of ε", n)
+		}
+	}
+	if len(r.Noise) != 2 {
+		t.Errorf("%d noise primitives, want one per coordinate", len(r.Noise))
 	}
 	if _, err := a.Release(); !errors.Is(err, cove.ErrInvalid) {
 		t.Fatalf("second Release: %v", err)
+	}
+}
+
+// TestBlockCoordinateBounds: each coordinate its own range, the budget
+// split by span so the absolute noise is the same in every coordinate.
+func TestBlockCoordinateBounds(t *testing.T) {
+	s := BlockSpec{Output: "coef", Epsilon: 0.5, Blocks: 100, Dimension: 2, Bounds: [][2]float64{{0, 300}, {-10, 10}}}
+	a, err := NewBlockAccumulator(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := range 100 {
+		if err := a.Add(b, []float64{500, -3}); err != nil { // 500 clamps to 300
+			t.Fatal(err)
+		}
+	}
+	r, err := a.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd0, sd1 := r.Rows[0].NoiseStdDev, r.Rows[1].NoiseStdDev
+	// Laplace scale (300 + 20)/(0.5·100) = 6.4, σ = √2·6.4.
+	if want := math.Sqrt2 * 320 / 0.5 / 100; math.Abs(sd0-want) > 1e-6 || math.Abs(sd1-want) > 1e-6 {
+		t.Fatalf("noise σ %v and %v, want %v each", sd0, sd1, want)
+	}
+	if eps := r.Noise[0].Epsilon + r.Noise[1].Epsilon; math.Abs(eps-0.5) > 1e-12 {
+		t.Fatalf("coordinates spend ε %v, want 0.5", eps)
+	}
+	if v := r.Rows[0].Value; v < 300-6*sd0 || v > 300 {
+		t.Fatalf("coordinate 0 = %v, want ≈ 300 (clamped)", v)
+	}
+	bad := s
+	bad.Bounds = [][2]float64{{0, 1}}
+	if err := bad.Validate(); !errors.Is(err, cove.ErrInvalid) {
+		t.Fatalf("bounds for 1 of 2 coordinates: %v", err)
 	}
 }
 

@@ -11,11 +11,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
@@ -24,7 +22,6 @@ import (
 	"github.com/covedata/cove/enclave"
 	"github.com/covedata/cove/enclave/he"
 	"github.com/covedata/cove/policy"
-	"github.com/covedata/cove/runtime/wasm"
 	"github.com/covedata/cove/store"
 )
 
@@ -161,31 +158,29 @@ func (in heInput) rows() int {
 
 // executeHE runs an HE job: guest over the public columns, weights per
 // group, encrypted aggregate, noise, approval, shares, release.
-func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, module moduleBytes) (*Release, Metering, error) {
-	start := time.Now()
-	meter := Metering{Epsilon: job.Epsilon}
-	defer func() { meter.WallSeconds = round100ms(time.Since(start)) }()
+func (r *Runner) executeHE(ctx context.Context, x *pass, md mode) (*Release, error) {
+	job, m, d := x.job, x.m, x.d
 	if r.cfg.shares == nil {
-		return nil, meter, fmt.Errorf("%w: job %s: no key holders are reachable (the runner has no share source)", cove.ErrPrivacy, job.ID)
+		return nil, fmt.Errorf("%w: job %s: no key holders are reachable (the runner has no share source)", cove.ErrPrivacy, job.ID)
 	}
-	d, err := r.store.Dataset(ctx, job.Dataset)
-	if err != nil {
-		return nil, meter, err
+	if md, ok := md.(blockMode); ok {
+		_ = md
+		return nil, fmt.Errorf("%w: mechanism he does not run in mode block", cove.ErrInvalid)
 	}
 	g, err := r.store.Grant(ctx, job.Grant)
 	if err != nil {
-		return nil, meter, err
+		return nil, err
 	}
 	recOp, recKey, err := r.store.HERecipientKey(ctx, m.lit.Recipient)
 	if err != nil {
-		return nil, meter, err
+		return nil, err
 	}
 	if recOp != job.Operator {
-		return nil, meter, fmt.Errorf("%w: recipient key %s is not operator %s's", cove.ErrOutOfScope, m.lit.Recipient, job.Operator)
+		return nil, fmt.Errorf("%w: recipient key %s is not operator %s's", cove.ErrOutOfScope, m.lit.Recipient, job.Operator)
 	}
 	recipient, err := he.UnmarshalOperatorKey(recKey)
 	if err != nil {
-		return nil, meter, err
+		return nil, err
 	}
 
 	// The encrypted columns: in the grant's scope, registered, unchanged,
@@ -196,43 +191,43 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 	for i, o := range m.lit.Outputs {
 		c, ok := d.Column(o.Column)
 		if !ok || c.Role == policy.DirectIdentifier || !g.CanRead(d, o.Column) {
-			return nil, meter, fmt.Errorf("%w: encrypted column %q of dataset %s is not in grant %s", cove.ErrOutOfScope, o.Column, d.Name, g.ID)
+			return nil, fmt.Errorf("%w: encrypted column %q of dataset %s is not in grant %s", cove.ErrOutOfScope, o.Column, d.Name, g.ID)
 		}
 		regs, err := r.store.HEColumnSegments(ctx, d.Name, o.Column)
 		if err != nil {
-			return nil, meter, err
+			return nil, err
 		}
 		in := heInput{regs: regs}
 		next := int64(0)
 		for _, reg := range regs {
 			if reg.Start != next {
 				if reg.Start > next {
-					return nil, meter, heGap(d.Name, []string{o.Column}, next, reg.Start)
+					return nil, heGap(d.Name, []string{o.Column}, next, reg.Start)
 				}
-				return nil, meter, fmt.Errorf("%w: encrypted column %s.%s: segments overlap at row %d", cove.ErrInvalid, d.Name, o.Column, reg.Start)
+				return nil, fmt.Errorf("%w: encrypted column %s.%s: segments overlap at row %d", cove.ErrInvalid, d.Name, o.Column, reg.Start)
 			}
 			if reg.Lo != regs[0].Lo || reg.Hi != regs[0].Hi || reg.Nulls != regs[0].Nulls {
-				return nil, meter, fmt.Errorf("%w: encrypted column %s.%s: segments differ in bounds or nulls", cove.ErrInvalid, d.Name, o.Column)
+				return nil, fmt.Errorf("%w: encrypted column %s.%s: segments differ in bounds or nulls", cove.ErrInvalid, d.Name, o.Column)
 			}
 			next = reg.End
 			if keys == nil {
 				if keys, err = r.loadKeys(ctx, reg.Keys); err != nil {
-					return nil, meter, err
+					return nil, err
 				}
 			} else if reg.Keys != hex.EncodeToString(fpOf(keys)) {
-				return nil, meter, fmt.Errorf("%w: the encrypted columns of job %s are under different keys", cove.ErrInvalid, job.ID)
+				return nil, fmt.Errorf("%w: the encrypted columns of job %s are under different keys", cove.ErrInvalid, job.ID)
 			}
 			what := fmt.Sprintf("encrypted column %s.%s, rows [%d, %d)", d.Name, o.Column, reg.Start, reg.End)
 			b, err := r.readChecked(reg.Path, reg.SHA256, what)
 			if err != nil {
-				return nil, meter, err
+				return nil, err
 			}
 			col, err := he.UnmarshalColumn(keys, b)
 			if err != nil {
-				return nil, meter, err
+				return nil, err
 			}
 			if lo, hi := col.Bounds(); int64(col.Rows()) != reg.Rows || reg.End-reg.Start != reg.Rows || lo != reg.Lo || hi != reg.Hi {
-				return nil, meter, fmt.Errorf("%w: %s does not match its registration", cove.ErrInvalid, what)
+				return nil, fmt.Errorf("%w: %s does not match its registration", cove.ErrInvalid, what)
 			}
 			in.segs = append(in.segs, he.Segment{Start: int(reg.Start), Column: col})
 		}
@@ -247,21 +242,28 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 	}
 	for i, in := range inputs {
 		if in.rows() < rows {
-			return nil, meter, heGap(d.Name, []string{m.lit.Outputs[i].Column}, int64(in.rows()), int64(rows))
+			return nil, heGap(d.Name, []string{m.lit.Outputs[i].Column}, int64(in.rows()), int64(rows))
 		}
 	}
 
 	// The weights are dense (groups × rows): bound them before allocating.
 	for _, sp := range m.Specs() {
 		if len(sp.Partitions) > keys.Params().Slots() || len(sp.Partitions)*rows > maxHEWeights {
-			return nil, meter, fmt.Errorf("%w: output %s: %d groups × %d rows exceed the HE limits (%d groups, %d weights)",
+			return nil, fmt.Errorf("%w: output %s: %d groups × %d rows exceed the HE limits (%d groups, %d weights)",
 				cove.ErrLimit, sp.Output, len(sp.Partitions), rows, keys.Params().Slots(), maxHEWeights)
 		}
 	}
-	weights, tableRows, err := r.heWeights(ctx, job, m, module, d, rows, &meter)
-	if err != nil {
-		return nil, meter, err
+	acc := newHEWeights(m.Specs(), rows)
+	if err := md.run(ctx, x, acc); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: job %s", cove.ErrDeadline, job.ID)
+		}
+		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: job %s", cove.ErrDeadline, job.ID)
+	}
+	weights, tableRows := acc.weights, int(x.meter.Rows)
 	if tableRows != rows {
 		if tableRows > rows {
 			var cols []string
@@ -270,9 +272,9 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 					cols = append(cols, o.Column)
 				}
 			}
-			return nil, meter, heGap(d.Name, cols, int64(rows), int64(tableRows))
+			return nil, heGap(d.Name, cols, int64(rows), int64(tableRows))
 		}
-		return nil, meter, fmt.Errorf("%w: dataset %s has %d rows; encrypted column %s.%s reaches row %d", cove.ErrInvalid, d.Name, tableRows, d.Name, m.lit.Outputs[0].Column, rows)
+		return nil, fmt.Errorf("%w: dataset %s has %d rows; encrypted column %s.%s reaches row %d", cove.ErrInvalid, d.Name, tableRows, d.Name, m.lit.Outputs[0].Column, rows)
 	}
 
 	// Aggregate and noise every output before asking anyone for a share.
@@ -284,7 +286,7 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 		// aggregate, one noise, one release, whoever encrypted which rows.
 		agg, err := ev.AggregateSegments(ctx, inputs[i].segs, he.Spec{Kind: he.Kind(s.Aggregate), Weights: weights[i]})
 		if err != nil {
-			return nil, meter, err
+			return nil, err
 		}
 		weights[i] = nil
 		mech := he.Laplace
@@ -292,24 +294,31 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 			mech = he.Gaussian
 		}
 		if noised[i], err = ev.AddNoise(agg, he.DP{Mechanism: mech, Epsilon: s.Epsilon, Delta: s.Delta}); err != nil {
-			return nil, meter, err
+			return nil, err
 		}
 	}
 
-	rel := &Release{Job: job.ID, Grant: job.Grant, Dataset: job.Dataset, Epsilon: job.Epsilon}
+	rel := &Release{Job: job.ID, Grant: job.Grant, Dataset: job.Dataset, Mode: m.lit.Mode, Epsilon: job.Epsilon}
+	if m.lit.Mode == ModeUnit {
+		n, sd, err := enclave.NoisyCount(acc.fails, m.lit.FailureEpsilon)
+		if err != nil {
+			return nil, err
+		}
+		rel.Failures = &Failures{Of: "units", Count: n, NoiseStdDev: sd, Epsilon: m.lit.FailureEpsilon}
+	}
 	for i, s := range specs {
 		if err := ctx.Err(); err != nil {
-			return nil, meter, fmt.Errorf("%w: job %s: %v", cove.ErrCancelled, job.ID, context.Cause(ctx))
+			return nil, fmt.Errorf("%w: job %s: %v", cove.ErrCancelled, job.ID, context.Cause(ctx))
 		}
 		out, err := r.releaseHE(ctx, job, s, keys, recipient, noised[i])
 		if err != nil {
-			return nil, meter, err
+			return nil, err
 		}
 		lit := m.lit.Outputs[i]
 		o := Output{Name: s.Output, Aggregate: string(s.Aggregate), Mechanism: string(out.Noise.Mechanism), Epsilon: s.Epsilon, Delta: s.Delta,
 			Lower: inputs[i].regs[0].Lo, Upper: inputs[i].regs[0].Hi, MaxPartitions: s.MaxPartitions, MaxContributions: 1, HE: out}
 		for _, gb := range lit.GroupBy {
-			o.GroupBy = append(o.GroupBy, gb.Column)
+			o.GroupBy = append(o.GroupBy, gb.label())
 		}
 		out.Column = lit.Column
 		for _, p := range s.Partitions {
@@ -317,7 +326,7 @@ func (r *Runner) executeHE(ctx context.Context, job store.Job, m *Manifest, modu
 		}
 		rel.Outputs = append(rel.Outputs, o)
 	}
-	return rel, meter, nil
+	return rel, nil
 }
 
 // heGap is the refusal of a job whose encrypted column (or columns) does
@@ -332,78 +341,6 @@ func heGap(dataset string, columns []string, from, to int64) error {
 		cove.ErrInvalid, dataset, columns[0], from, to, also)
 }
 
-// heWeights runs the guest over the public columns and returns, per output,
-// the weight of each row in each group (groups × rows), and the number of
-// rows the table has: rows past the encrypted columns' are counted, not
-// given to the guest. A row contributes at most once per group and to at
-// most max_partitions groups.
-func (r *Runner) heWeights(ctx context.Context, job store.Job, m *Manifest, module moduleBytes, d policy.Dataset, rows int, meter *Metering) ([][][]float64, int, error) {
-	acc := newHEWeights(m.Specs(), rows)
-	mod, done, err := r.modules.get(ctx, r.engine, job.ModuleSHA256, module)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer done()
-	deadline := time.Now().Add(r.cfg.deadline)
-	if g, err := r.store.Grant(ctx, job.Grant); err == nil && g.ValidUntil.Before(deadline) {
-		deadline = g.ValidUntil
-	}
-	gctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	inst, err := mod.Instantiate(wasm.WithScope(gctx, guestScope(job, m)), m.OutputNames())
-	if err != nil {
-		return nil, 0, err
-	}
-	defer inst.Close(context.WithoutCancel(ctx))
-
-	loc := d.Location
-	if !strings.HasPrefix(loc, "s3://") && !strings.HasPrefix(loc, "file://") && !filepath.IsAbs(loc) && r.cfg.dataDir != "" {
-		loc = filepath.Join(r.cfg.dataDir, loc)
-	}
-	rd, err := connectors.Open(gctx, loc, connectors.Options{Columns: m.lit.Columns, BatchRows: r.cfg.batchRows, Allocator: r.cfg.alloc, S3: r.cfg.s3})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rd.Release()
-	snap := rd.Snapshot()
-	meter.DatasetSHA256, meter.Bytes = snap.SHA256, snap.Bytes
-	if d.SHA256 != "" && snap.SHA256 != d.SHA256 {
-		return nil, 0, fmt.Errorf("%w: dataset %s changed since registration (sha256 %s, registered %s)", cove.ErrInvalid, d.Name, snap.SHA256, d.SHA256)
-	}
-	acc.keyName = inst.KeyName
-	var guestTime time.Duration
-	next := 0
-	for rd.Next() {
-		rec := rd.RecordBatch()
-		n := int(rec.NumRows())
-		if next+n > rows {
-			// More rows than the encrypted columns cover: the job fails
-			// (the caller names the range); count them, run nothing.
-			next += n
-			continue
-		}
-		first := next
-		emit := func(e wasm.Emission) error { return acc.emit(e, first, n) }
-		t0 := time.Now()
-		err = inst.ProcessBatchRuns(gctx, rec, emit)
-		guestTime += time.Since(t0)
-		if err != nil {
-			return nil, 0, err
-		}
-		meter.Rows += int64(n)
-		meter.Batches++
-		next += n
-	}
-	meter.GuestSeconds = round100ms(guestTime)
-	if err := rd.Err(); err != nil {
-		return nil, 0, err
-	}
-	if err := gctx.Err(); err != nil {
-		return nil, 0, fmt.Errorf("%w: job %s", cove.ErrDeadline, job.ID)
-	}
-	return acc.weights, next, nil
-}
-
 // heWeightSet collects the weights the guest emits for an HE job's
 // outputs: weights[o][p][i] is row i's weight in partition p of output o.
 type heWeightSet struct {
@@ -412,13 +349,12 @@ type heWeightSet struct {
 	set       [][][]bool
 	reach     [][]uint16
 	partIndex []map[string]int
-	keyPart   []map[uint32]int
-	keyName   func(uint32) string
+	fails     int64
 }
 
 func newHEWeights(specs []enclave.Spec, rows int) *heWeightSet {
 	a := &heWeightSet{specs: specs, weights: make([][][]float64, len(specs)), set: make([][][]bool, len(specs)),
-		reach: make([][]uint16, len(specs)), partIndex: make([]map[string]int, len(specs)), keyPart: make([]map[uint32]int, len(specs))}
+		reach: make([][]uint16, len(specs)), partIndex: make([]map[string]int, len(specs))}
 	for i, s := range specs {
 		a.weights[i] = make([][]float64, len(s.Partitions))
 		a.set[i] = make([][]bool, len(s.Partitions))
@@ -431,75 +367,67 @@ func newHEWeights(specs []enclave.Spec, rows int) *heWeightSet {
 		for p, k := range s.Partitions {
 			a.partIndex[i][k] = p
 		}
-		a.keyPart[i] = map[uint32]int{}
 	}
 	return a
 }
 
-// partition maps a guest key of output o to its public partition, or -1
-// (a key outside them is dropped, unreported).
-func (a *heWeightSet) partition(o int, key uint32) int {
-	p, ok := a.keyPart[o][key]
-	if !ok {
-		p = -1
-		if q, found := a.partIndex[o][a.keyName(key)]; found {
-			p = q
-		}
-		a.keyPart[o][key] = p
+// The sink methods: HE weights are per row, so they take rows (plan mode)
+// and per-row units (unit mode); an encrypted aggregate bounds one row.
+
+func (a *heWeightSet) partition(o int, key string) (int, error) {
+	if p, ok := a.partIndex[o][key]; ok {
+		return p, nil
 	}
-	return p
+	return -1, nil // a key outside the public partitions is dropped, unreported
 }
 
-// add records the weight w of row (of a batch of n rows starting at table
-// row first) in partition p of output o.
-func (a *heWeightSet) add(o, p int, first, n int, row uint32, w float64) error {
-	if w == 0 {
+func (a *heWeightSet) rows(o int, first int64, parts []int32, values []float64) error {
+	for i, p := range parts {
+		if p < 0 {
+			continue
+		}
+		w := 1.0
+		if values != nil {
+			w = values[i]
+		}
+		if err := a.add(o, int(p), first+int64(i), w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *heWeightSet) units(int, []uint64, []int32, []float64) error {
+	return fmt.Errorf("%w: mechanism he bounds one row: give per_row: true", cove.ErrInvalid)
+}
+
+func (a *heWeightSet) unit(o int, _ uint64, row int64, p int, w float64) error {
+	return a.add(o, p, row, w)
+}
+
+func (a *heWeightSet) seal(uint64) {}
+
+func (a *heWeightSet) vector(int, int, []float64) error {
+	return fmt.Errorf("%w: mechanism he takes no block vectors", cove.ErrInvalid)
+}
+
+func (a *heWeightSet) failed() { a.fails++ }
+
+// add records the weight w of table row i in partition p of output o: the
+// bounding of the HE path, a row weighs once per group and in at most
+// max_partitions groups. What passes the bound is dropped, never reported
+// (a refusal would tell the operator something of the row). Rows past the
+// encrypted columns are counted by the pass and refused after it.
+func (a *heWeightSet) add(o, p int, i int64, w float64) error {
+	if w == 0 || i >= int64(len(a.reach[o])) || math.IsNaN(w) || math.IsInf(w, 0) {
 		return nil
 	}
-	if math.IsNaN(w) || math.IsInf(w, 0) {
-		return fmt.Errorf("%w: output %s: a weight is not finite", cove.ErrGuest, a.specs[o].Output)
-	}
-	if int(row) >= n {
-		return fmt.Errorf("%w: output %s: a contribution names a row outside the batch", cove.ErrGuest, a.specs[o].Output)
-	}
-	i := first + int(row)
-	if a.set[o][p][i] {
-		return fmt.Errorf("%w: output %s: a row was weighted twice in one group (mechanism he: once per group)", cove.ErrGuest, a.specs[o].Output)
-	}
-	if int(a.reach[o][i]) >= a.specs[o].MaxPartitions {
-		return fmt.Errorf("%w: output %s: a row reaches more than max_partitions = %d groups", cove.ErrGuest, a.specs[o].Output, a.specs[o].MaxPartitions)
+	if a.set[o][p][i] || int(a.reach[o][i]) >= a.specs[o].MaxPartitions {
+		return nil
 	}
 	a.set[o][p][i] = true
 	a.reach[o][i]++
 	a.weights[o][p][i] = w
-	return nil
-}
-
-// emit takes one emission of a batch of n rows starting at table row first,
-// in either form (ProcessBatchRuns): listed, or ranged from host kernels
-// (one key per run of rows; each selected row is its own contribution,
-// checked as a listed one would be).
-func (a *heWeightSet) emit(e wasm.Emission, first, n int) error {
-	if e.Runs == nil {
-		for j, row := range e.Rows {
-			if p := a.partition(e.Output, e.Keys[j]); p >= 0 {
-				if err := a.add(e.Output, p, first, n, row, e.Values[j]); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	for _, run := range e.Runs {
-		p := a.partition(e.Output, run.Key)
-		if p < 0 {
-			continue
-		}
-		one := wasm.Emission{Runs: []wasm.Run{run}, Select: e.Select, ByRow: e.ByRow}
-		if err := one.Each(func(row, _ uint32, w float64) error { return a.add(e.Output, p, first, n, row, w) }); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

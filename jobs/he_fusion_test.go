@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/covedata/cove/enclave/he"
 	"github.com/covedata/cove/ledger"
 	"github.com/covedata/cove/policy"
-	"github.com/covedata/cove/runtime/wasm"
 	"github.com/covedata/cove/store"
 )
 
@@ -138,7 +136,7 @@ func TestHEFusion(t *testing.T) {
 	manifest := strings.NewReplacer("grant: g-he", "grant: g-all", "dataset: air-he", "dataset: air-all").Replace(fmt.Sprintf(heManifest, w.recHash))
 	submit := func(r *Runner, id string) {
 		t.Helper()
-		job, err := r.Submit(ctx, Submission{ID: id, Operator: "acme", Manifest: []byte(manifest), Module: w.module})
+		job, err := r.Submit(ctx, Submission{ID: id, Operator: "acme", Manifest: []byte(manifest)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,70 +315,52 @@ func TestHEFusion(t *testing.T) {
 	})
 }
 
-// TestHEWeightsRangedEmissions: the HE host takes the runtime's ranged
-// emissions (host kernels, ProcessBatchRuns) as it takes the listed form:
-// the same weights, the same refusals.
-func TestHEWeightsRangedEmissions(t *testing.T) {
+// TestHEWeightBounds: the HE weights are bounded like contributions: a row
+// weighs once per group and in at most max_partitions groups, a non-finite
+// weight is dropped; what passes the bound is dropped, never reported (a
+// refusal would tell the operator something of the row).
+func TestHEWeightBounds(t *testing.T) {
 	specs := []enclave.Spec{{Output: "pm", Partitions: []string{"2013", "2014"}, MaxPartitions: 1}}
-	names := map[uint32]string{0: "2013", 1: "2014", 2: "1999"}
-	byRow := make([]float64, 130)
-	for i := range byRow {
-		byRow[i] = float64(i%7) - 2 // zeros among them: not recorded
+	a := newHEWeights(specs, 10)
+	p13, _ := a.partition(0, "2013")
+	p14, _ := a.partition(0, "2014")
+	if p, _ := a.partition(0, "1999"); p != -1 || p13 != 0 || p14 != 1 {
+		t.Fatalf("partitions %d %d, unknown key %d", p13, p14, p)
 	}
-	sel := []uint64{0xF0F0_F0F0_F0F0_F0F0, 0xFFFF_0000_FFFF_0001, 0x3}
-	ranged := []wasm.Emission{
-		{Output: 0, Runs: []wasm.Run{{Start: 3, End: 70, Key: 0}, {Start: 70, End: 100, Key: 2}, {Start: 100, End: 130, Key: 1}}, Select: sel, ByRow: byRow},
+	steps := []struct {
+		part int
+		row  int64
+		w    float64
+	}{
+		{p13, 3, 2},           // kept
+		{p13, 3, 5},           // the same row again in 2013: dropped
+		{p14, 3, 7},           // a second group: past max_partitions 1, dropped
+		{p14, 4, math.Inf(1)}, // not finite: dropped
+		{p14, 5, 1},           // kept
+		{p14, 99, 1},          // past the encrypted rows: counted by the pass, dropped here
 	}
-	counts := wasm.Emission{Output: 0, Runs: []wasm.Run{{Start: 0, End: 3, Key: 1}}, Select: []uint64{0x7}} // ByRow nil: weight 1
-	const first, n, rows = 10, 130, 200
-	run := func(expand bool, es ...wasm.Emission) (*heWeightSet, error) {
-		a := newHEWeights(specs, rows)
-		a.keyName = func(k uint32) string { return names[k] }
-		emit := func(e wasm.Emission) error { return a.emit(e, first, n) }
-		if expand {
-			emit = wasm.ExpandRuns(emit)
+	for _, s := range steps {
+		if err := a.unit(0, 0, s.row, s.part, s.w); err != nil {
+			t.Fatalf("weight %+v refused: %v", s, err)
 		}
-		for _, e := range es {
-			if err := emit(e); err != nil {
-				return a, err
-			}
-		}
-		return a, nil
 	}
-	got, err := run(false, append(ranged, counts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := run(true, append(ranged, counts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nonzero := 0
+	want := map[[2]int]float64{{0, 3}: 2, {1, 5}: 1}
 	for p := range 2 {
-		for i := range rows {
-			if got.weights[0][p][i] != want.weights[0][p][i] {
-				t.Fatalf("partition %d row %d: ranged %v, listed %v", p, i, got.weights[0][p][i], want.weights[0][p][i])
-			}
-			if got.weights[0][p][i] != 0 {
-				nonzero++
+		for i := range 10 {
+			if got := a.weights[0][p][i]; got != want[[2]int{p, i}] {
+				t.Errorf("weight of row %d in partition %d = %v, want %v", i, p, got, want[[2]int{p, i}])
 			}
 		}
 	}
-	if nonzero < 40 || got.weights[0][1][first] != 1 || got.weights[0][0][first+3] != 0 {
-		t.Fatalf("%d weights recorded; row 0 in 2014: %v", nonzero, got.weights[0][1][first])
+	// Plan rows: one contribution per row, weight 1 without a value.
+	b := newHEWeights(specs, 4)
+	if err := b.rows(0, 1, []int32{0, -1, 1}, nil); err != nil {
+		t.Fatal(err)
 	}
-	// A row of a run in two groups breaks max_partitions = 1, in either form.
-	twice := wasm.Emission{Output: 0, Runs: []wasm.Run{{Start: 4, End: 5, Key: 1}}, Select: []uint64{1 << 4}}
-	for _, expand := range []bool{false, true} {
-		if _, err := run(expand, ranged[0], twice); !errors.Is(err, cove.ErrGuest) || !strings.Contains(err.Error(), "max_partitions") {
-			t.Errorf("expand %v: a row in two groups: %v", expand, err)
-		}
+	if b.weights[0][0][1] != 1 || b.weights[0][1][3] != 1 || b.weights[0][0][2] != 0 {
+		t.Fatalf("plan weights %v", b.weights[0])
 	}
-	// A non-finite weight from a value column is refused.
-	bad := slices.Clone(byRow)
-	bad[5] = math.Inf(1)
-	inf := wasm.Emission{Output: 0, Runs: []wasm.Run{{Start: 5, End: 6, Key: 0}}, Select: []uint64{1 << 5}, ByRow: bad}
-	if _, err := run(false, inf); !errors.Is(err, cove.ErrGuest) {
-		t.Errorf("an infinite weight: %v", err)
+	if err := b.units(0, []uint64{1}, []int32{0}, nil); !errors.Is(err, cove.ErrInvalid) {
+		t.Fatalf("units on the HE path: %v", err)
 	}
 }

@@ -269,7 +269,7 @@ func (w *heWorld) runner(src ShareSource) *Runner {
 func (w *heWorld) submit(t *testing.T, r *Runner, id string) {
 	t.Helper()
 	ctx := context.Background()
-	job, err := r.Submit(ctx, Submission{ID: id, Operator: "acme", Manifest: []byte(fmt.Sprintf(heManifest, w.recHash)), Module: w.module})
+	job, err := r.Submit(ctx, Submission{ID: id, Operator: "acme", Manifest: []byte(fmt.Sprintf(heManifest, w.recHash))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +502,7 @@ func TestHE(t *testing.T) {
 		if _, err := r2.Execute(ctx, "he-crash"); !errors.Is(err, cove.ErrExists) {
 			t.Fatalf("retry of the failed job: %v", err)
 		}
-		if _, err := r2.Run(ctx, Submission{ID: "he-crash", Operator: "acme", Manifest: []byte(fmt.Sprintf(heManifest, w.recHash)), Module: w.module}); err == nil {
+		if _, err := r2.Run(ctx, Submission{ID: "he-crash", Operator: "acme", Manifest: []byte(fmt.Sprintf(heManifest, w.recHash))}); err == nil {
 			t.Fatal("resubmitting the failed job id ran it again")
 		}
 		// Replaying the interrupted requests: every holder refuses, and the

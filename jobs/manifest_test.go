@@ -26,10 +26,10 @@ func TestParseManifest(t *testing.T) {
 		{"too big", strings.Repeat("#", MaxManifestBytes+1), cove.ErrLimit, []string{"limit"}},
 		{"two documents", leakManifest + "---\nversion: 1\n", cove.ErrInvalid, []string{"more than one"}},
 		{"many problems at once", strings.NewReplacer("version: 1", "version: 2", "grant: g1", "grant: G 1",
-			"aggregate: sum", "aggregate: median", "privacy_unit: {per_row: true}", "privacy_unit: {}").Replace(leakManifest),
+			"aggregate: sum", "aggregate: median", "privacy_unit: {per_row: true}", "privacy_unit: {per_row: true, columns: [name]}").Replace(leakManifest),
 			cove.ErrInvalid, []string{"version 2", `grant "G 1"`, "privacy_unit", "median"}},
 		{"count with bounds", strings.Replace(leakManifest, "aggregate: sum", "aggregate: count", 1), cove.ErrInvalid, []string{"bounds"}},
-		{"bad epsilon", strings.Replace(leakManifest, "epsilon: 0.1", "epsilon: -1", 1), cove.ErrInvalid, []string{"psilon"}},
+		{"bad epsilon", strings.Replace(leakManifest, "    epsilon: 0.05", "    epsilon: -1", 1), cove.ErrInvalid, []string{"psilon"}},
 		{"json", `{"version": 1, "name": "x"}`, cove.ErrInvalid, []string{"grant"}},
 	}
 	for _, tc := range tests {

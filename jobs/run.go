@@ -8,21 +8,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/covedata/cove"
 	"github.com/covedata/cove/connectors"
-	"github.com/covedata/cove/enclave"
+	"github.com/covedata/cove/plan"
 	"github.com/covedata/cove/policy"
 	"github.com/covedata/cove/runtime/wasm"
 	"github.com/covedata/cove/store"
@@ -36,6 +32,7 @@ type Config struct {
 	alloc     memory.Allocator
 	shares    ShareSource // key holders' key-switch shares, for mechanism he (he.go)
 	s3        *connectors.S3
+	mock      bool
 }
 
 // NewConfig returns the defaults: 60 s per job, 64Ki rows per batch.
@@ -54,6 +51,11 @@ func (c Config) WithDataDir(dir string) Config { c.dataDir = dir; return c }
 
 // WithS3 sets the object store that s3:// dataset locations are read from.
 func (c Config) WithS3(s3 *connectors.S3) Config { c.s3 = s3; return c }
+
+// WithMockData marks a Runner whose datasets are mock data (cove job run
+// --mock): only there may a job run in mode batch, where a guest sees
+// whole batches.
+func (c Config) WithMockData() Config { c.mock = true; return c }
 
 // WithAllocator sets the Arrow allocator (tests use a checked one).
 func (c Config) WithAllocator(a memory.Allocator) Config { c.alloc = a; return c }
@@ -94,8 +96,22 @@ type Release struct {
 	Job     string   `json:"job"`
 	Grant   string   `json:"grant"`
 	Dataset string   `json:"dataset"`
+	Mode    string   `json:"mode,omitempty"`
 	Epsilon float64  `json:"epsilon"`
 	Outputs []Output `json:"outputs"`
+	// Failures is, in unit and block modes, the noisy count of units or
+	// blocks whose guest call failed (they contributed nothing, or the
+	// default vector): which ones, and why, is never told.
+	Failures *Failures `json:"failures,omitempty"`
+}
+
+// Failures is the noisy count of failed units or blocks (one unit changes
+// it by at most one; Laplace noise of ε Epsilon, clamped at 0).
+type Failures struct {
+	Of          string  `json:"of"` // "units" or "blocks"
+	Count       int64   `json:"count"`
+	NoiseStdDev float64 `json:"noise_stddev"`
+	Epsilon     float64 `json:"epsilon"`
 }
 
 // Output is the release of one declared aggregate.
@@ -153,62 +169,114 @@ type Metering struct {
 // Submit records a job and has it admitted: it returns the stored job
 // (admitted, or in review) or the rejection. A submission whose id is
 // already known is answered from the store: the same job, or ErrExists.
+//
+// A plan-mode job's plan is built here, before anything is recorded: from
+// the manifest, or from the module's planning call (which sees the schema
+// only); an invalid plan is refused with every problem listed.
 func (r *Runner) Submit(ctx context.Context, sub Submission) (store.Job, error) {
-	m, err := ParseManifest(sub.Manifest)
+	m, p, hash, err := r.prepare(ctx, sub)
 	if err != nil {
 		return store.Job{}, err
 	}
 	if sub.ID == "" {
 		sub.ID = newJobID()
 	}
-	switch {
-	case sub.ModuleSHA256 == "":
-		sub.ModuleSHA256 = sha(sub.Module)
-	case sub.Module == nil:
-		if ok, err := r.store.ModuleStored(ctx, sub.ModuleSHA256); err != nil {
-			return store.Job{}, err
-		} else if !ok {
-			return store.Job{}, fmt.Errorf("%w: module %s", cove.ErrNotFound, sub.ModuleSHA256)
-		}
-	}
 	job := store.Job{
 		ID: sub.ID, Operator: sub.Operator, Grant: m.lit.Grant, Dataset: m.lit.Dataset,
-		Epsilon: m.Epsilon(), Delta: m.Delta(), ManifestSHA256: sha(sub.Manifest), ModuleSHA256: sub.ModuleSHA256,
-		ShapeSHA256: m.shape(),
+		Epsilon: m.Epsilon(), Delta: m.Delta(), ManifestSHA256: sha(sub.Manifest), ModuleSHA256: hash,
+		ShapeSHA256: m.shape(), Mode: m.lit.Mode,
 	}
-	if err := r.store.SubmitJob(ctx, store.Submission{Job: job, Manifest: sub.Manifest, Module: sub.Module}); err != nil {
+	var planJSON []byte
+	if p != nil {
+		planJSON, job.PlanSHA256, job.Plan = p.Canonical(), p.SHA256(), p.Text()
+	}
+	if err := r.store.SubmitJob(ctx, store.Submission{Job: job, Manifest: sub.Manifest, Module: sub.Module, PlanJSON: planJSON}); err != nil {
 		if errors.Is(err, cove.ErrExists) {
 			return r.same(ctx, job)
 		}
 		return store.Job{}, err
 	}
-	if _, err := r.store.Admit(ctx, m.request(job.ID, job.Operator)); err != nil {
+	if _, err := r.store.Admit(ctx, m.request(job.ID, job.Operator, p)); err != nil {
 		return store.Job{}, err
 	}
 	return r.store.Job(ctx, job.ID)
 }
 
-// DryRun answers what Submit would — the manifest's and the module's
-// validity, and admission's decision with every violation — without
-// recording, reserving or running anything.
-func (r *Runner) DryRun(ctx context.Context, sub Submission) (policy.Decision, error) {
+// prepare validates a submission: the manifest, the module's presence for
+// the mode, and for plan mode the plan. It returns the module's hash ("" for
+// a plan job written in its manifest).
+func (r *Runner) prepare(ctx context.Context, sub Submission) (*Manifest, *plan.Plan, string, error) {
 	m, err := ParseManifest(sub.Manifest)
 	if err != nil {
-		return policy.Decision{}, err
+		return nil, nil, "", err
 	}
-	// Compiled through the runner's cache: a job submitted after its dry run
-	// does not compile again.
-	_, done, err := r.modules.get(ctx, r.engine, sha(sub.Module), inline(sub.Module))
+	if m.lit.Mode == ModeBatch && !r.cfg.mock {
+		return nil, nil, "", fmt.Errorf("%w: mode batch runs on mock data only (a guest that sees whole batches can copy one unit's data onto others): on real data use mode plan, unit or block", cove.ErrOutOfScope)
+	}
+	hash := sub.ModuleSHA256
+	switch {
+	case hash == "" && len(sub.Module) > 0:
+		hash = sha(sub.Module)
+	case hash != "" && sub.Module == nil:
+		if ok, err := r.store.ModuleStored(ctx, hash); err != nil {
+			return nil, nil, "", err
+		} else if !ok {
+			return nil, nil, "", fmt.Errorf("%w: module %s", cove.ErrNotFound, hash)
+		}
+	}
+	if hash == "" && m.lit.Mode != ModePlan {
+		return nil, nil, "", fmt.Errorf("%w: mode %s runs a module: the submission has none", cove.ErrInvalid, m.lit.Mode)
+	}
+	if m.lit.Mode != ModePlan {
+		return m, nil, hash, nil
+	}
+	d, err := r.store.Dataset(ctx, m.lit.Dataset)
+	if errors.Is(err, cove.ErrNotFound) {
+		return m, nil, hash, nil // admission rejects it, recorded
+	} else if err != nil {
+		return nil, nil, "", err
+	}
+	module := moduleBytes(func() ([]byte, error) { return r.store.Module(ctx, hash) })
+	if sub.Module != nil {
+		module = inline(sub.Module)
+	}
+	p, err := r.jobPlan(ctx, m, d, hash, module)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return m, p, hash, nil
+}
+
+// DryRun answers what Submit would — the manifest's and the module's
+// validity, the plan, and admission's decision with every violation —
+// without recording, reserving or running anything on data.
+func (r *Runner) DryRun(ctx context.Context, sub Submission) (policy.Decision, error) {
+	m, p, hash, err := r.prepare(ctx, sub)
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	done()
-	return r.store.Check(ctx, m.request("dry-run", sub.Operator))
+	if hash != "" && m.lit.Mode != ModePlan {
+		// Compiled through the runner's cache: a job submitted after its
+		// dry run does not compile again.
+		_, done, err := r.modules.get(ctx, r.engine, hash, inline(sub.Module))
+		if err != nil {
+			return policy.Decision{}, err
+		}
+		done()
+	}
+	return r.store.Check(ctx, m.request("dry-run", sub.Operator, p))
 }
 
 // request is the admission request of a job.
-func (m *Manifest) request(job, operator string) policy.Request {
+func (m *Manifest) request(job, operator string, p *plan.Plan) policy.Request {
 	cols := slices.Clone(m.lit.Columns)
+	if p != nil {
+		for _, c := range p.Columns() {
+			if !slices.Contains(cols, c) {
+				cols = append(cols, c)
+			}
+		}
+	}
 	for _, o := range m.lit.Outputs {
 		// An encrypted column is aggregated by the host, never read by the
 		// guest, but the grant must still cover it.
@@ -218,7 +286,7 @@ func (m *Manifest) request(job, operator string) policy.Request {
 	}
 	return policy.Request{
 		Job: job, Operator: operator, Grant: m.lit.Grant, Purpose: m.lit.Purpose, Dataset: m.lit.Dataset,
-		Mechanism: m.lit.Mechanism, Columns: cols, UnitColumns: m.lit.PrivacyUnit.Columns,
+		Mechanism: m.lit.Mechanism, Columns: cols, UnitColumns: m.lit.PrivacyUnit.Columns, UnitPerRow: m.lit.PrivacyUnit.PerRow,
 		GroupBy: m.groupColumns(), Epsilon: m.Epsilon(), Delta: m.Delta(),
 	}
 }
@@ -291,13 +359,7 @@ func (r *Runner) Execute(ctx context.Context, id string) (*Release, error) {
 		delete(r.running, id)
 		r.mu.Unlock()
 	}()
-	var rel *Release
-	var meter Metering
-	if m.lit.Mechanism == policy.MechanismHE {
-		rel, meter, err = r.executeHE(ctx, job, m, module)
-	} else {
-		rel, meter, err = r.execute(ctx, job, m, module)
-	}
+	rel, meter, err := r.execute(ctx, job, m, module)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
@@ -375,201 +437,6 @@ func (r *Runner) stop(ids []string, cause error) {
 			cancel(cause)
 		}
 	}
-}
-
-func (r *Runner) execute(ctx context.Context, job store.Job, m *Manifest, module moduleBytes) (*Release, Metering, error) {
-	start := time.Now()
-	meter := Metering{Epsilon: job.Epsilon}
-	defer func() { meter.WallSeconds = round100ms(time.Since(start)) }()
-	d, err := r.store.Dataset(ctx, job.Dataset)
-	if err != nil {
-		return nil, meter, err
-	}
-	specs := m.Specs()
-	accs := make([]*enclave.Accumulator, len(specs))
-	partIndex := make([]map[string]int, len(specs))
-	for i, s := range specs {
-		if accs[i], err = enclave.NewAccumulator(s); err != nil {
-			return nil, meter, err
-		}
-		partIndex[i] = make(map[string]int, len(s.Partitions))
-		for p, k := range s.Partitions {
-			partIndex[i][k] = p
-		}
-	}
-
-	mod, done, err := r.modules.get(ctx, r.engine, job.ModuleSHA256, module)
-	if err != nil {
-		return nil, meter, err
-	}
-	defer done()
-	// The deadline bounds the guest: from its start to its last batch.
-	// Compilation is host work, cached by module hash.
-	deadline := time.Now().Add(r.cfg.deadline)
-	if g, err := r.store.Grant(ctx, job.Grant); err == nil && g.ValidUntil.Before(deadline) {
-		deadline = g.ValidUntil // expiry stops the job like a revocation
-	}
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	inst, err := mod.Instantiate(wasm.WithScope(ctx, guestScope(job, m)), m.OutputNames())
-	if err != nil {
-		return nil, meter, err
-	}
-	defer inst.Close(context.WithoutCancel(ctx))
-
-	unitCols := m.lit.PrivacyUnit.Columns
-	read := slices.Clone(m.lit.Columns)
-	for _, c := range unitCols {
-		if !slices.Contains(read, c) {
-			read = append(read, c)
-		}
-	}
-	loc := d.Location
-	if !strings.HasPrefix(loc, "s3://") && !strings.HasPrefix(loc, "file://") && !filepath.IsAbs(loc) && r.cfg.dataDir != "" {
-		loc = filepath.Join(r.cfg.dataDir, loc)
-	}
-	rd, err := connectors.Open(ctx, loc, connectors.Options{Columns: read, BatchRows: r.cfg.batchRows, Allocator: r.cfg.alloc, S3: r.cfg.s3})
-	if err != nil {
-		return nil, meter, err
-	}
-	defer rd.Release()
-	snap := rd.Snapshot()
-	meter.DatasetSHA256, meter.Bytes, meter.DatasetObjects = snap.SHA256, snap.Bytes, snap.Objects
-	if d.SHA256 != "" && snap.SHA256 != d.SHA256 {
-		return nil, meter, fmt.Errorf("%w: dataset %s changed since registration (sha256 %s, registered %s)", cove.ErrInvalid, d.Name, snap.SHA256, d.SHA256)
-	}
-
-	units := unitMapper{seed: maphash.MakeSeed()}
-	// Key ids are the guest's; partition lookups are cached per output.
-	keyPart := make([]map[uint32]int, len(specs))
-	for i := range keyPart {
-		keyPart[i] = map[uint32]int{}
-	}
-	var guestTime time.Duration
-	var nextRow uint64
-	for rd.Next() {
-		rec := rd.RecordBatch()
-		n := int(rec.NumRows())
-		ids, err := units.ids(rec, unitCols, nextRow)
-		if err != nil {
-			return nil, meter, err
-		}
-		guestRec := project(rec, len(m.lit.Columns))
-		emit := func(e wasm.Emission) error {
-			acc, parts, cache := accs[e.Output], partIndex[e.Output], keyPart[e.Output]
-			// partition maps a key id to the output's partition, -1 for a
-			// key outside the public partitions.
-			partition := func(key uint32) (int, error) {
-				if p, ok := cache[key]; ok {
-					return p, nil
-				}
-				p := -1
-				if specs[e.Output].PrivatePartitions {
-					// Keys come from the data; the enclave selects privately
-					// which ones are released.
-					var err error
-					if p, err = acc.Partition(inst.KeyName(key)); err != nil {
-						return 0, err
-					}
-				} else if q, found := parts[inst.KeyName(key)]; found {
-					p = q
-				}
-				cache[key] = p
-				return p, nil
-			}
-			if e.Runs == nil {
-				for j, row := range e.Rows {
-					p, err := partition(e.Keys[j])
-					if err != nil {
-						return err
-					}
-					if p < 0 {
-						// A key outside the public partitions is dropped:
-						// releasing or reporting it would reveal data.
-						continue
-					}
-					if err := acc.Add(ids[row], p, e.Values[j]); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			// Ranged (host kernels): one key per run of rows; each selected
-			// row is still its own contribution, bounded per privacy unit.
-			for _, run := range e.Runs {
-				p, err := partition(run.Key)
-				if err != nil {
-					return err
-				}
-				if p < 0 {
-					continue
-				}
-				one := wasm.Emission{Runs: []wasm.Run{run}, Select: e.Select, ByRow: e.ByRow}
-				if err := one.Each(func(row, _ uint32, v float64) error { return acc.Add(ids[row], p, v) }); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		t0 := time.Now()
-		err = inst.ProcessBatchRuns(ctx, guestRec, emit)
-		guestTime += time.Since(t0)
-		guestRec.Release()
-		if err != nil {
-			return nil, meter, err
-		}
-		meter.Rows += int64(n)
-		meter.Batches++
-		nextRow += uint64(n)
-		if len(unitCols) == 0 {
-			for _, a := range accs {
-				a.Seal(nextRow)
-			}
-		}
-	}
-	meter.GuestSeconds = round100ms(guestTime)
-	if err := rd.Err(); err != nil {
-		return nil, meter, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, meter, fmt.Errorf("%w: job %s", cove.ErrDeadline, job.ID)
-	}
-	rel := &Release{Job: job.ID, Grant: job.Grant, Dataset: job.Dataset, Epsilon: job.Epsilon}
-	for i, a := range accs {
-		er, err := a.Release()
-		if err != nil {
-			return nil, meter, err
-		}
-		rel.Outputs = append(rel.Outputs, outputOf(er, m.lit.Outputs[i]))
-	}
-	return rel, meter, nil
-}
-
-func outputOf(er *enclave.Release, lit OutputLiteral) Output {
-	o := Output{
-		Name: er.Output, Aggregate: string(er.Aggregate), Mechanism: er.Mechanism, Epsilon: er.Epsilon, Delta: er.Delta,
-		Lower: er.Lower, Upper: er.Upper, Granularity: er.Granularity, MaxPartitions: er.MaxPartitions, MaxContributions: er.MaxContributions,
-		PrivatePartitions: er.PrivatePartitions, Suppressed: er.Suppressed, SuppressedNoiseStdDev: er.SuppressedNoiseStdDev,
-	}
-	for _, g := range lit.GroupBy {
-		o.GroupBy = append(o.GroupBy, g.Column)
-	}
-	for _, row := range er.Rows {
-		o.Rows = append(o.Rows, Row{Key: strings.Split(row.Key, KeySeparator), Rank: row.Rank, Bucket: row.Bucket, Value: row.Value,
-			NoiseStdDev: row.NoiseStdDev, CILow: row.CILow, CIHigh: row.CIHigh, NoCI: row.NoCI})
-	}
-	return o
-}
-
-// project keeps the first n columns: the guest's. The privacy unit columns
-// the host appended after them stay on the host.
-func project(rec arrow.RecordBatch, n int) arrow.RecordBatch {
-	if int(rec.NumCols()) == n {
-		rec.Retain()
-		return rec
-	}
-	fields := rec.Schema().Fields()[:n]
-	return array.NewRecordBatch(arrow.NewSchema(fields, nil), rec.Columns()[:n], rec.NumRows())
 }
 
 func round100ms(d time.Duration) float64 { return math.Round(d.Seconds()*10) / 10 }

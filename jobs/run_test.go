@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -55,12 +56,14 @@ name: leak-test
 grant: g1
 purpose: research
 dataset: secrets
+mode: unit
+failure_epsilon: 0.05
 columns: [name, value]
 privacy_unit: {per_row: true}
 outputs:
   - name: total
     aggregate: sum
-    epsilon: 0.1
+    epsilon: 0.05
     bounds: [0, 100000]
     group_by: [{column: name, values: [all]}]
 `
@@ -206,64 +209,78 @@ func TestGuestCannotGetRowsOut(t *testing.T) {
 	assertNoSecret(t, "ledger", strings.ReplaceAll(ledgerText(t, e.store), fmt.Sprint(r.Value), ""))
 }
 
-// TestGuestFailures: a guest that traps, loops, exhausts memory or fails with
-// data in its error ends the job with a clear error free of data; the
-// reservation is refunded and the ledger records the failure.
-func TestGuestFailures(t *testing.T) {
-	tests := []struct {
-		guest    string
-		is       error
-		want     string
-		deadline time.Duration
-	}{
-		{"trap", cove.ErrGuest, "out of bounds", 10 * time.Second},
-		{"loop", cove.ErrDeadline, "deadline", 500 * time.Millisecond},
-		{"oom", cove.ErrGuest, "out of memory", 10 * time.Second},
-		{"leakfail", cove.ErrGuest, "reported an error", 10 * time.Second},
-		{"leakexit", cove.ErrGuest, "exited", 10 * time.Second},
-	}
+// TestUnitFailures: in unit mode a guest that traps, loops past its CPU
+// limit, exhausts memory, fails with data in its error or exits fails that
+// unit only: every unit contributes nothing, the job is released, the
+// failures are a noisy count, and nothing of the data appears anywhere.
+func TestUnitFailures(t *testing.T) {
+	guests := []string{"trap", "loop", "oom", "leakfail", "leakexit"}
 	for _, isolated := range []bool{false, true} {
-		for _, tc := range tests {
-			name := tc.guest
+		for _, guest := range guests {
+			name := guest
 			if isolated {
 				name += "/isolated"
 			}
 			t.Run(name, func(t *testing.T) {
 				if isolated && raceEnabled {
 					// The sandbox is this race-instrumented binary: its shadow
-					// memory does not fit the sandbox's address-space limit,
-					// and it is too slow for tight deadlines. The isolated
-					// path is tested without -race.
+					// memory does not fit the sandbox's address-space limit.
+					// The isolated path is tested without -race.
 					t.Skip("isolated guests under -race")
 				}
-				testGuestFailure(t, tc.guest, tc.is, tc.want, tc.deadline, isolated)
+				testUnitFailure(t, guest, isolated)
 			})
 		}
 	}
 }
 
-func testGuestFailure(t *testing.T, guest string, is error, want string, deadline time.Duration, isolated bool) {
-	tc := struct {
+func testUnitFailure(t *testing.T, guest string, isolated bool) {
+	ctx := context.Background()
+	e := newEnvEngine(t, time.Minute, nil, isolated)
+	// 5 ms per unit keeps the looping guest's 100 units short.
+	manifest := strings.Replace(leakManifest, "columns: [name, value]", "guest: {cpu_ms: 5}\ncolumns: [name, value]", 1)
+	rel, err := e.runner.Run(ctx, Submission{ID: "job-" + guest, Operator: "op", Manifest: []byte(manifest), Module: guestModule(t, guest)})
+	if err != nil {
+		t.Fatalf("a unit's failure failed the job: %v", err)
+	}
+	r := rel.Outputs[0].Rows[0]
+	if r.Value < -6*r.NoiseStdDev || r.Value > 6*r.NoiseStdDev {
+		t.Errorf("released sum %v (σ %v): failed units contributed", r.Value, r.NoiseStdDev)
+	}
+	f := rel.Failures
+	if f == nil || f.Of != "units" || math.Abs(float64(f.Count)-100) > 6*f.NoiseStdDev+1 {
+		t.Fatalf("failures %+v, want ≈ 100 units", f)
+	}
+	t.Logf("%s: released %v (σ %.0f), failures %d (σ %.0f)", guest, r.Value, r.NoiseStdDev, f.Count, f.NoiseStdDev)
+	relJSON, _ := json.Marshal(rel)
+	assertNoSecret(t, "release", strings.ReplaceAll(string(relJSON), fmt.Sprint(r.Value), ""))
+	assertNoSecret(t, "ledger", strings.ReplaceAll(ledgerText(t, e.store), fmt.Sprint(r.Value), ""))
+	if b, _ := e.store.Budget(ctx, "g1", "secrets"); b.Spent != 0.1 || b.Reserved != 0 {
+		t.Errorf("budget after the release: %+v", b)
+	}
+}
+
+// TestJobFailures: a guest that fails before any unit (at initialization)
+// or a job past its deadline ends the job with a clear error free of data;
+// the reservation is refunded and the ledger records the failure.
+func TestJobFailures(t *testing.T) {
+	tests := []struct {
 		guest    string
 		is       error
-		want     string
 		deadline time.Duration
-	}{guest, is, want, deadline}
-	{
-		{
+	}{
+		{"initpanic", cove.ErrGuest, 10 * time.Second},
+		{"slow", cove.ErrDeadline, 300 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.guest, func(t *testing.T) {
 			ctx := context.Background()
-			e := newEnvEngine(t, tc.deadline, nil, isolated)
-			start := time.Now()
+			e := newEnv(t, tc.deadline)
 			_, err := e.runner.Run(ctx, Submission{ID: "job-" + tc.guest, Operator: "op", Manifest: []byte(leakManifest), Module: guestModule(t, tc.guest)})
-			took := time.Since(start)
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("err = %v, want %v", err, tc.is)
 			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not say %q", err, tc.want)
-			}
 			assertNoSecret(t, "error", err.Error())
-			t.Logf("%s: %v (after %v)", tc.guest, err, took.Round(time.Millisecond))
 			b, _ := e.store.Budget(ctx, "g1", "secrets")
 			if b.Spent != 0 || b.Reserved != 0 {
 				t.Errorf("budget after failure: %+v", b)
@@ -272,16 +289,30 @@ func testGuestFailure(t *testing.T, guest string, is error, want string, deadlin
 			if j.State != store.StateFailed || j.Reason == "" {
 				t.Errorf("job state %s reason %q", j.State, j.Reason)
 			}
-			text := ledgerText(t, e.store)
-			assertNoSecret(t, "ledger", text)
+			assertNoSecret(t, "ledger", ledgerText(t, e.store))
 			var last ledger.Entry
-			for en, _ := range e.store.Entries(ctx) {
+			for en := range e.store.Entries(ctx) {
 				last = en
 			}
 			if last.Kind != ledger.JobFailed || !strings.Contains(string(last.Body), `"epsilon_refunded":0.1`) {
 				t.Errorf("last ledger entry %s %s", last.Kind, last.Body)
 			}
-		}
+		})
+	}
+}
+
+// TestBatchModeRefusedOnRealData: a guest that sees whole batches could copy
+// one unit's data onto others; mode batch runs on mock data only.
+func TestBatchModeRefusedOnRealData(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	manifest := strings.Replace(leakManifest, "mode: unit\nfailure_epsilon: 0.05\n", "mode: batch\n", 1)
+	manifest = strings.Replace(manifest, "    epsilon: 0.05", "    epsilon: 0.1", 1)
+	_, err := e.runner.Submit(context.Background(), Submission{ID: "batch-1", Operator: "op", Manifest: []byte(manifest), Module: guestModule(t, "leak")})
+	if !errors.Is(err, cove.ErrOutOfScope) || !strings.Contains(err.Error(), "mock data only") {
+		t.Fatalf("mode batch on real data: %v", err)
+	}
+	if _, err := e.store.Job(context.Background(), "batch-1"); !errors.Is(err, cove.ErrNotFound) {
+		t.Fatalf("a refused batch job was recorded: %v", err)
 	}
 }
 
@@ -305,7 +336,7 @@ func TestRetryReturnsStoredRelease(t *testing.T) {
 	if b, _ := e.store.Budget(ctx, "g1", "secrets"); b.Spent != 0.1 {
 		t.Fatalf("spent %v after a retry, want 0.1", b.Spent)
 	}
-	sub.Manifest = []byte(strings.Replace(leakManifest, "epsilon: 0.1", "epsilon: 0.2", 1))
+	sub.Manifest = []byte(strings.Replace(leakManifest, "    epsilon: 0.05", "    epsilon: 0.15", 1))
 	if _, err := e.runner.Run(ctx, sub); !errors.Is(err, cove.ErrExists) {
 		t.Fatalf("same id with another manifest: %v", err)
 	}
@@ -416,7 +447,7 @@ func TestReviewFlow(t *testing.T) {
 func TestPrivatePartitionsHideRareKeys(t *testing.T) {
 	manifest := strings.NewReplacer(
 		"    group_by: [{column: name, values: [all]}]", "    delta: 1.0e-6\n    max_partitions: 2\n    partitions: private\n    group_by: [{column: name}]",
-		"epsilon: 0.1", "epsilon: 1",
+		"    epsilon: 0.05", "    epsilon: 0.95",
 	).Replace(leakManifest)
 	e := newEnv(t, 30*time.Second)
 	rel, err := e.runner.Run(context.Background(), Submission{ID: "private-1", Operator: "op", Manifest: []byte(manifest), Module: guestModule(t, "leak")})

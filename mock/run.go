@@ -105,7 +105,13 @@ func Run(ctx context.Context, opt RunOptions) (*Result, error) {
 		d.Sharing = policy.Conditional // still simulated: the real grant would refuse it
 		fmt.Fprintf(out, "note: %s is not-shared; no real grant can cover it\n", d.Name)
 	}
-	if err := st.RegisterDataset(ctx, d); err != nil {
+	eng, err := wasm.NewEngine(ctx, wasm.NewConfig().WithDebugOutput(out))
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close(context.WithoutCancel(ctx))
+	runner := jobs.NewRunner(st, eng, jobs.NewConfig().WithDeadline(time.Minute).WithMockData())
+	if err := runner.RegisterDataset(ctx, d); err != nil {
 		return nil, err
 	}
 	mech := lit.Mechanism
@@ -125,12 +131,6 @@ func Run(ctx context.Context, opt RunOptions) (*Result, error) {
 
 	fmt.Fprintf(out, "mock run: %d synthetic rows of %s (seed %d; catalog schema and public domains only)\n", rec.NumRows(), d.Name, opt.Seed)
 	fmt.Fprintln(out, "--- guest output (shown on mock data only) ---")
-	eng, err := wasm.NewEngine(ctx, wasm.NewConfig().WithDebugOutput(out))
-	if err != nil {
-		return nil, err
-	}
-	defer eng.Close(context.WithoutCancel(ctx))
-	runner := jobs.NewRunner(st, eng, jobs.NewConfig().WithDeadline(time.Minute))
 	job, err := runner.Submit(ctx, jobs.Submission{Operator: Operator, Manifest: opt.Manifest, Module: opt.Module})
 	if err != nil {
 		return nil, err

@@ -145,7 +145,7 @@ func (s *Server) registerDataset(w http.ResponseWriter, r *http.Request, p princ
 	if d.Rows == 0 {
 		d.Rows = snap.Rows
 	}
-	if err := s.st.RegisterDataset(r.Context(), d); err != nil {
+	if err := s.runner.RegisterDataset(r.Context(), d); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, d)

@@ -1,12 +1,13 @@
-//go:build wasip1
-
 // Command adult is the Cove job for dataset adult: the count of people
 // earning more than 50K per education (output high_income_count), and the
 // mean weekly hours per occupation (output hours_mean), skipping null
 // occupations and hours.
 //
-// It runs on host kernels: the host filters, groups and makes the
-// contributions natively over the batch's Arrow buffers.
+// It is a plan job (manifest mode omitted: plan): in the planning call the
+// handler sees the schema only, and its fluent calls build the plan, which
+// the host checks and runs natively over the whole dataset. Its plan is in
+// plan.golden.json. In batch mode (mock-data runs) the same calls run on
+// host kernels.
 package main
 
 import "github.com/covedata/cove/sdk/guest"

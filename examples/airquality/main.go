@@ -1,12 +1,12 @@
-//go:build wasip1
-
 // Command airquality is the Cove job for dataset beijing-air-quality: the
 // mean PM2.5 per station and year (output pm25_mean), skipping null
 // readings.
 //
-// It runs on host kernels: the host groups the rows by station and year and
-// makes the contributions natively over the batch's Arrow buffers, so the
-// job does no per-row work in WebAssembly.
+// It is a plan job (manifest mode omitted: plan): in the planning call the
+// handler sees the schema only, and its fluent calls build the plan, which
+// the host checks and runs natively over the whole dataset. Its plan is in
+// plan.golden.json. In batch mode (mock-data runs) the same calls run on
+// host kernels.
 package main
 
 import "github.com/covedata/cove/sdk/guest"

@@ -94,7 +94,7 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 	fmt.Fprintf(out, "Cove demo — data directory %s\n\n", dir)
 	fmt.Fprintln(out, "1. The authority registers two public datasets")
 	for _, ds := range demodata.Datasets() {
-		d, err := register(ctx, st, dir, ds)
+		d, err := register(ctx, runner, dir, ds)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +230,9 @@ var classification = map[string]struct {
 }{
 	"beijing-air-quality": {
 		registration: "DR-ENV-2017-0001", domain: "environment", sharing: policy.Open, level: 1,
-		roles:   map[string]policy.Role{"No": policy.Attribute},
+		// One hourly reading of one station is the unit: unique per row.
+		roles: map[string]policy.Role{"No": policy.Attribute, "station": policy.PrivacyUnitRole, "year": policy.PrivacyUnitRole,
+			"month": policy.PrivacyUnitRole, "day": policy.PrivacyUnitRole, "hour": policy.PrivacyUnitRole},
 		domains: map[string][]string{"station": demodata.AirQualityStations()},
 	},
 	"adult": {
@@ -247,7 +249,7 @@ var classification = map[string]struct {
 
 // register writes an embedded dataset into the data directory and enters it
 // in the catalog with its schema and content hash.
-func register(ctx context.Context, st *store.Store, dir string, ds demodata.Dataset) (policy.Dataset, error) {
+func register(ctx context.Context, runner *jobs.Runner, dir string, ds demodata.Dataset) (policy.Dataset, error) {
 	b, err := demodata.Open(ds.Name)
 	if err != nil {
 		return policy.Dataset{}, err
@@ -270,7 +272,7 @@ func register(ctx context.Context, st *store.Store, dir string, ds demodata.Data
 	for _, f := range schema.Fields() {
 		d.Columns = append(d.Columns, policy.Column{Name: f.Name, Type: f.Type.String(), Role: c.roles[f.Name], Domain: c.domains[f.Name]})
 	}
-	return d, st.RegisterDataset(ctx, d)
+	return d, runner.RegisterDataset(ctx, d)
 }
 
 func printRelease(out io.Writer, rel *jobs.Release) {

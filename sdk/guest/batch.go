@@ -56,15 +56,24 @@ type column struct {
 // It and the column views it returns are valid until the next batch
 // begins: the SDK reuses their memory for the next batch. Copy what you
 // keep longer (strings.Clone for a string from Strings.Value).
+//
+// In the planning call (plan mode) a Batch has the columns' names and
+// types but no rows: what reads values (Len, the column views) panics, and
+// the fluent calls record the plan.
 type Batch struct {
 	rows    int
 	columns []column
 	byName  map[string]int
-	st      *state // lazy batches: the state whose host copies columns in on first use
+	st      *state   // lazy batches: the state whose host copies columns in on first use
+	plan    *planner // plan mode: the plan being built; nil in batch mode
 }
 
-// Len is the number of rows.
-func (b *Batch) Len() int { return b.rows }
+// Len is the number of rows. Batch mode only: the planning call has no
+// rows, and Len panics there.
+func (b *Batch) Len() int {
+	b.planning("Batch.Len")
+	return b.rows
+}
 
 // Columns returns the column names in batch order.
 func (b *Batch) Columns() []string {
@@ -85,19 +94,27 @@ func (b *Batch) column(name string, typ uint32) *column {
 // columnOf returns the column name, whose type must be in [lo, hi], with
 // its buffers (copied from the host on first use in a lazy batch).
 func (b *Batch) columnOf(name string, lo, hi uint32) *column {
-	i := b.index(name)
+	b.planning("column " + q(name))
+	i := b.typeCheck(name, lo, hi)
 	c := &b.columns[i]
-	if c.typ < lo || c.typ > hi {
+	if !c.loaded {
+		b.load(i)
+	}
+	return c
+}
+
+// typeCheck returns the index of column name, whose type must be in
+// [lo, hi]; it copies nothing in.
+func (b *Batch) typeCheck(name string, lo, hi uint32) int {
+	i := b.index(name)
+	if c := &b.columns[i]; c.typ < lo || c.typ > hi {
 		want := typeNames[lo]
 		if hi != lo {
 			want += " to " + typeNames[hi]
 		}
 		panic("guest: column " + q(name) + " is " + typeNames[c.typ] + ", not " + want)
 	}
-	if !c.loaded {
-		b.load(i)
-	}
-	return c
+	return i
 }
 
 func pad8(n int) int { return (n + 7) &^ 7 }

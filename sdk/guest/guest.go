@@ -8,7 +8,11 @@ import (
 	"unsafe"
 )
 
-// Handler processes one batch. Returning an error fails the batch and the run.
+// Handler processes one batch: a record batch (batch mode), one privacy
+// unit's rows (unit mode) or one block's (block mode); in the planning call
+// (plan mode) it builds the plan from a Batch with the schema only.
+// Returning an error fails the batch (the run, in batch mode; that unit or
+// block, in unit and block modes; the plan, in plan mode).
 type Handler func(*Batch) error
 
 // host is what the SDK needs from the Cove host: the three imports of module
@@ -28,6 +32,10 @@ type host interface {
 	// column copies column col of a lazy batch into dst (docs/abi.md,
 	// "Lazy columns").
 	column(col uint32, dst []byte)
+	// plan hands the job's plan (the planning call, cove_plan).
+	plan(js []byte)
+	// result hands a block's vector for a block output (block mode).
+	result(output uint32, v []float64)
 }
 
 // flushAt bounds the contributions buffered per output before an early flush.
@@ -53,6 +61,8 @@ type state struct {
 	lazy bool
 	// colBufs[i] holds column i of lazy batches, reused batch after batch.
 	colBufs [][]uint64
+	// results are the outputs given a vector (Result) in this batch.
+	results []uint32
 }
 
 func newState(h host) *state {
@@ -101,6 +111,7 @@ func (o *Emitter) Add(row int, key string, value float64) {
 	if st.batch == nil {
 		panic("guest: Add outside a batch")
 	}
+	st.batch.planning("Emitter.Add")
 	if uint(row) >= uint(st.batch.rows) {
 		panic(rowRange(row, st.batch.rows))
 	}
@@ -139,6 +150,32 @@ func (o *Emitter) flush() {
 }
 
 func (o *Emitter) reset() { o.rows, o.keys, o.values = o.rows[:0], o.keys[:0], o.values[:0] }
+
+// Result hands v, the current block's vector for the block output named
+// output (block mode). The host calls the handler once per block with the
+// block's rows; the handler must hand each block output's vector once,
+// with as many values as the manifest's dimension for it. The host clamps
+// every coordinate to the output's bounds and releases the mean over the
+// blocks; a block whose handler fails counts as the output's default
+// vector (so fail, by returning an error, rather than hand a made-up
+// vector for a block the computation does not fit). The host copies v at
+// once.
+func Result(output string, v []float64) {
+	st := cur
+	b := st.batch
+	if b == nil {
+		panic("guest: Result outside a batch")
+	}
+	b.planning("Result")
+	o := Output(output)
+	for _, id := range st.results {
+		if id == o.id {
+			panic("guest: Result for output " + q(output) + " twice in one block")
+		}
+	}
+	st.results = append(st.results, o.id)
+	st.host.result(o.id, v)
+}
 
 // Key joins group-by parts into one key, separated by U+001F. A separator
 // inside a part is replaced by U+FFFD so that keys stay unambiguous.
@@ -182,6 +219,7 @@ func (st *state) run(region []byte) (err error) {
 	// The region and column buffers are reused: a key remembered from an
 	// earlier batch may point at bytes that now say something else.
 	st.lastKey, st.lastID = "", 0
+	st.results = st.results[:0]
 	st.batch = b
 	defer func() {
 		st.batch = nil

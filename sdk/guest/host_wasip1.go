@@ -40,6 +40,18 @@ func coveKRead(h, what, from uint32, dst unsafe.Pointer, n uint32) uint32
 //go:wasmimport cove column
 func coveColumn(col uint32, dst unsafe.Pointer, n uint32)
 
+//go:wasmimport cove plan
+func covePlan(ptr unsafe.Pointer, n uint32)
+
+//go:wasmimport cove result
+func coveResult(output uint32, values unsafe.Pointer, n uint32)
+
+func (importHost) plan(js []byte) { covePlan(unsafe.Pointer(unsafe.SliceData(js)), uint32(len(js))) }
+
+func (importHost) result(output uint32, v []float64) {
+	coveResult(output, unsafe.Pointer(unsafe.SliceData(v)), uint32(len(v)))
+}
+
 func (importHost) column(col uint32, dst []byte) {
 	coveColumn(col, unsafe.Pointer(unsafe.SliceData(dst)), uint32(len(dst)))
 }
@@ -115,17 +127,43 @@ func alloc(size uint32) uint32 {
 	return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(region))))
 }
 
-//go:wasmexport cove_batch
-func batch(ptr, size uint32) uint32 {
+// taken is the region cove_alloc handed out, if ptr and size match it.
+func taken(ptr, size uint32) ([]byte, bool) {
 	ok := pending && uint32(uintptr(unsafe.Pointer(unsafe.SliceData(region)))) == ptr && uint64(size) <= 8*uint64(len(region))
 	pending = false
+	if !ok {
+		return nil, false
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(region))), size), true
+}
+
+//go:wasmexport cove_batch
+func batch(ptr, size uint32) uint32 {
+	r, ok := taken(ptr, size)
 	if !ok {
 		report("guest: cove_batch called without a matching cove_alloc")
 		return 1
 	}
-	r := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(region))), size)
 	if err := cur.run(r); err != nil {
 		report("cove guest: batch failed: " + err.Error())
+		return 1
+	}
+	return 0
+}
+
+// cove_plan is the planning call: the region is a schema region (a batch
+// region with no rows); the handler runs in plan mode and the SDK hands the
+// plan it built to the host (import "plan").
+//
+//go:wasmexport cove_plan
+func planCall(ptr, size uint32) uint32 {
+	r, ok := taken(ptr, size)
+	if !ok {
+		report("guest: cove_plan called without a matching cove_alloc")
+		return 1
+	}
+	if _, err := cur.plan(r); err != nil {
+		report("cove guest: planning failed: " + err.Error())
 		return 1
 	}
 	return 0

@@ -101,7 +101,9 @@ var localMu sync.Mutex
 // host that accepts the outputs named and checks what the Cove host checks.
 // It returns the contributions in the order the host would receive them.
 // The batch goes through the same ABI v1 encoding as under Cove (the host is
-// assumed little-endian, like wasm). Call Output inside the handler.
+// assumed little-endian, like wasm). Call Output inside the handler. A
+// vector handed with Result (block mode) comes back as one Contribution per
+// coordinate, Row -1 and Key the coordinate's index ("0", "1", ...).
 func RunLocal(handler Handler, outputs []string, cols ...LocalColumn) ([]Contribution, error) {
 	localMu.Lock()
 	defer localMu.Unlock()
@@ -145,6 +147,70 @@ func RunLocal(handler Handler, outputs []string, cols ...LocalColumn) ([]Contrib
 		return nil, err
 	}
 	return fh.out, nil
+}
+
+// PlanLocal runs handler's planning call in-process, with a fake host that
+// accepts the outputs named, and returns the plan it hands the host: the
+// plan IR as JSON, exactly the bytes a Cove host would receive. The handler
+// sees only the columns' names and types; their values are ignored, so the
+// columns given to RunLocal serve here too, or columns with no values
+// (LocalFloat64("PM2.5", nil, nil)).
+func PlanLocal(handler Handler, outputs []string, cols ...LocalColumn) ([]byte, error) {
+	localMu.Lock()
+	defer localMu.Unlock()
+	schema := make([]LocalColumn, len(cols))
+	for i, c := range cols {
+		schema[i] = LocalColumn{name: c.name, typ: c.typ}
+	}
+	region := schemaRegion(schema)
+	fh := &fakeHost{outputs: outputs, planning: true}
+	st := newState(fh)
+	fh.st = st
+	st.handler = handler
+	saved := cur
+	cur = st
+	defer func() { cur = saved }()
+	return func() (js []byte, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				he, ok := r.(hostError)
+				if !ok {
+					panic(r)
+				}
+				js, err = nil, errors.New(he.msg)
+			}
+		}()
+		if js, err = st.plan(region); err != nil {
+			return nil, err
+		}
+		if string(js) != string(fh.planJS) {
+			return nil, errors.New("guest: the plan handed to the host differs from the plan returned")
+		}
+		return js, nil
+	}()
+}
+
+// schemaRegion lays the columns out as a schema region: the header with no
+// rows, the descriptors and the names; every buffer empty.
+func schemaRegion(cols []LocalColumn) []byte {
+	size := headerSize + columnDescSize*len(cols)
+	for _, c := range cols {
+		size = pad8(size + len(c.name))
+	}
+	words := make([]uint64, size/8+1)
+	region := unsafeBytes(words)[:size]
+	le.PutUint32(region[0:], ABIVersion)
+	le.PutUint32(region[8:], uint32(len(cols)))
+	le.PutUint32(region[12:], uint32(size))
+	off := headerSize + columnDescSize*len(cols)
+	for i, c := range cols {
+		d := region[headerSize+i*columnDescSize:]
+		le.PutUint32(d[0:], uint32(off))
+		le.PutUint32(d[4:], uint32(len(c.name)))
+		le.PutUint32(d[8:], c.typ)
+		off = pad8(off + copy(region[off:], c.name))
+	}
+	return region
 }
 
 // encodeLocal lays the columns out as an ABI v1 batch region.
@@ -301,11 +367,48 @@ type fakeHost struct {
 	region  []byte // the eager batch region
 	eager   *Batch // region decoded: what the kernels read
 	copied  []bool // lazy: columns copied in this batch
+	// planning: the call is cove_plan, which may resolve outputs and hand
+	// the plan, nothing else.
+	planning bool
+	planJS   []byte
+}
+
+// refuseWhilePlanning stops a guest that calls import name during cove_plan.
+func (h *fakeHost) refuseWhilePlanning(name string) {
+	if h.planning {
+		h.refuse("import " + q(name) + " called during cove_plan")
+	}
+}
+
+func (h *fakeHost) plan(js []byte) {
+	if !h.planning {
+		h.refuse("import \"plan\" called outside cove_plan")
+	}
+	if h.planJS != nil {
+		h.refuse("plan handed twice")
+	}
+	if len(js) > maxPlan {
+		h.refuse("plan of " + itoa(len(js)) + " bytes, more than " + itoa(maxPlan))
+	}
+	h.planJS = append([]byte{}, js...)
+}
+
+// result records a block's vector as one contribution per coordinate: Row
+// -1, Key the coordinate's index.
+func (h *fakeHost) result(output uint32, v []float64) {
+	h.refuseWhilePlanning("result")
+	if int(output) >= len(h.outputs) {
+		h.refuse("output id does not exist")
+	}
+	for j, x := range v {
+		h.out = append(h.out, Contribution{Output: h.outputs[output], Row: -1, Key: itoa(j), Value: x})
+	}
 }
 
 // column copies column col of the batch as the Cove host does: validity,
 // values and data, each padded to 8 bytes, at most once per batch.
 func (h *fakeHost) column(col uint32, dst []byte) {
+	h.refuseWhilePlanning("column")
 	if int(col) >= len(h.copied) {
 		h.refuse("column " + itoa(int(col)) + " does not exist")
 	}
@@ -343,6 +446,7 @@ func (h *fakeHost) output(name string) uint32 {
 }
 
 func (h *fakeHost) key(k string) uint32 {
+	h.refuseWhilePlanning("key")
 	if id, ok := h.keyIDs[k]; ok {
 		return id
 	}
@@ -436,6 +540,7 @@ func cmpOp(op uint32, c int) bool {
 }
 
 func (h *fakeHost) kfilter(sel, col, op uint32, arg []byte) uint32 {
+	h.refuseWhilePlanning("k_filter")
 	in := h.vec(sel)
 	out := fakeVec{grouped: in.grouped}
 	if op > opIsNull {
@@ -482,6 +587,7 @@ func (h *fakeHost) kfilter(sel, col, op uint32, arg []byte) uint32 {
 }
 
 func (h *fakeHost) kbucket(sel uint32, cols []uint32) uint32 {
+	h.refuseWhilePlanning("k_bucket")
 	in := h.vec(sel)
 	out := fakeVec{grouped: true}
 rows:
@@ -513,6 +619,7 @@ rows:
 }
 
 func (h *fakeHost) kemit(output, id, col uint32) {
+	h.refuseWhilePlanning("k_emit")
 	v := h.vec(id)
 	if !v.grouped {
 		h.refuse("k_emit needs a grouping")
@@ -540,6 +647,7 @@ func (h *fakeHost) kemit(output, id, col uint32) {
 }
 
 func (h *fakeHost) kselect(rows []uint32) uint32 {
+	h.refuseWhilePlanning("k_select")
 	for _, r := range rows {
 		if int(r) >= h.rows {
 			h.refuse("selection names a row that does not exist")
@@ -548,9 +656,13 @@ func (h *fakeHost) kselect(rows []uint32) uint32 {
 	return h.add(fakeVec{rows: append([]uint32(nil), rows...)})
 }
 
-func (h *fakeHost) klen(id uint32) uint32 { return uint32(len(h.vec(id).rows)) }
+func (h *fakeHost) klen(id uint32) uint32 {
+	h.refuseWhilePlanning("k_len")
+	return uint32(len(h.vec(id).rows))
+}
 
 func (h *fakeHost) kread(id, what, from uint32, dst []uint32) uint32 {
+	h.refuseWhilePlanning("k_read")
 	v := h.vec(id)
 	src := v.rows
 	if what == 1 {
@@ -566,6 +678,7 @@ func (h *fakeHost) kread(id, what, from uint32, dst []uint32) uint32 {
 }
 
 func (h *fakeHost) emit(output uint32, rows, keys []uint32, values []float64) {
+	h.refuseWhilePlanning("emit")
 	for i := range rows {
 		if int(rows[i]) >= h.rows || int(keys[i]) >= len(h.keys) {
 			panic(hostError{"guest: emit names a row or key that does not exist"})

@@ -24,6 +24,30 @@
  * columns through cove_column_get, which works either way; with lazy
  * columns, b->cols[i] has only its name and type until then.
  *
+ * Modes (the manifest's mode:). A C job runs in
+ *
+ *   - unit mode: the host calls cove_batch once per privacy unit, with
+ *     only that unit's rows, and restores the module's whole state (linear
+ *     memory, globals: statics, the heap, everything) to the snapshot taken
+ *     after _initialize before every call. A job sees fresh state each
+ *     time and can keep nothing from one unit to the next; memory has a
+ *     fixed size (memory.grow fails past the manifest's guest.memory_mib);
+ *     each call has a CPU limit. A unit whose call fails (nonzero return,
+ *     trap, refused host call, time) contributes nothing. Emit as in batch
+ *     mode (cove_add, cove_emit, the kernels). For per-row logic a plan
+ *     cannot say.
+ *   - block mode: the same, once per block of units (k disjoint blocks,
+ *     chosen by the host), from the same snapshot each time; instead of
+ *     emitting, the job hands each block output's vector once per block
+ *     with cove_result (or cove_block_result), as many doubles as the
+ *     output's dimension. The host clamps them and releases their mean
+ *     over the blocks. For whole-sample estimates (regressions).
+ *   - batch mode (mock-data runs only): cove_batch gets each record batch
+ *     whole, and state persists from batch to batch.
+ * Plan mode, the default, needs a planning call (export cove_plan), which
+ * this header does not provide: write the plan in the manifest instead, or
+ * use the Go SDK. The same C code can serve unit and batch mode.
+ *
  * A refused host call stops the guest: the functions below return only
  * successful values. Nothing here prints; stdout and stderr reach an
  * operator only on mock-data runs.
@@ -73,6 +97,10 @@ COVE_IMPORT("k_emit") void cove_k_emit(uint32_t output, uint32_t handle, uint32_
 COVE_IMPORT("k_select") uint32_t cove_k_select(const uint32_t *rows, uint32_t n);
 COVE_IMPORT("k_len") uint32_t cove_k_len(uint32_t handle);
 COVE_IMPORT("k_read") uint32_t cove_k_read(uint32_t handle, uint32_t what, uint32_t from, uint32_t *dst, uint32_t n);
+/* Block mode: the current block's vector for a block output (n doubles,
+ * the output's dimension, 8-aligned), once per output and block. A job
+ * that never calls it does not import it. */
+COVE_IMPORT("result") void cove_result(uint32_t output, const double *values, uint32_t n);
 #ifdef COVE_LAZY_COLUMNS
 COVE_IMPORT("column") void cove_column_import(uint32_t col, void *dst, uint32_t len);
 #endif
@@ -330,6 +358,12 @@ static inline void cove_add(cove_emitter *e, uint32_t row, uint32_t key, double 
 	e->keys[e->n] = key;
 	e->values[e->n] = value;
 	if (++e->n == COVE_EMIT_BUF) cove_flush(e);
+}
+
+/* cove_block_result hands the current block's vector v (n values) for the
+ * block output named output (block mode). */
+static inline void cove_block_result(const char *output, const double *v, uint32_t n) {
+	cove_result(cove_output(output, (uint32_t)strlen(output)), v, n);
 }
 
 /* Kernels. */
