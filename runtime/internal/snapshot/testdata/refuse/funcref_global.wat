@@ -1,0 +1,1 @@
+(module (memory 1) (global (mut funcref) (ref.null func)))

@@ -1,0 +1,1 @@
+(module (import "env" "g" (global (mut i32))) (memory 1))

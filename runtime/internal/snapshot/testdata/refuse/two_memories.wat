@@ -1,0 +1,2 @@
+;; wat2wasm: --enable-multi-memory
+(module (memory 1) (memory 1))
