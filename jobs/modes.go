@@ -255,7 +255,7 @@ func (bm blockMode) run(ctx context.Context, x *pass, s sink) error {
 		gs.rows = rows
 		gs.blocks = gs.blocks[:0]
 		for g := range len(bounds) - 1 {
-			gs.blocks = append(gs.blocks, int(block[order[rowIndex(rows, bounds[g])]]))
+			gs.blocks = append(gs.blocks, int(block[rows[bounds[g]]])) // rows are gathered rows
 		}
 		t0 := time.Now()
 		err := inst.RunGroups(ctx, rec, bounds, gs)
@@ -263,10 +263,6 @@ func (bm blockMode) run(ctx context.Context, x *pass, s sink) error {
 		return err
 	}, func() { s.failed() })
 }
-
-// rowIndex finds the gathered row of a chunk row (rows holds table rows,
-// which are the gathered rows' indices).
-func rowIndex(rows []int64, r uint32) int { return int(rows[r]) }
 
 // gathered is a dataset read whole for per-unit or block calls: the guest's
 // columns, concatenated, and each row's unit id.

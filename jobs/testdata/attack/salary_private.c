@@ -1,0 +1,2 @@
+#define PRIVATE_KEYS 1
+#include "salary.inc"

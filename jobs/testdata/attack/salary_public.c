@@ -1,0 +1,2 @@
+#define PRIVATE_KEYS 0
+#include "salary.inc"
