@@ -23,8 +23,9 @@ import (
 // SubmitRequest is a job submission as JSON (the module in base64). As
 // multipart/form-data the same fields are parts: "manifest" and "module"
 // (files or values), or "module_sha256", and an optional "id". A submission
-// carries either the module or the sha256 of a module the operator uploaded
-// (POST /v1/modules).
+// carries the module or the sha256 of a module the operator uploaded
+// (POST /v1/modules), or neither for a plan-mode job whose plan is written
+// in its manifest.
 type SubmitRequest struct {
 	ID           string `json:"id,omitempty"`            // idempotency key: resubmitting the same job returns it
 	Manifest     string `json:"manifest"`                // YAML or JSON text
@@ -228,8 +229,8 @@ func decodeSubmission(mt string, params map[string]string, body io.Reader, l Lim
 	default:
 		return req, withStatus(http.StatusUnsupportedMediaType, invalidf("content type %q: use application/json or multipart/form-data", truncate(mt, 100)))
 	}
-	if req.Manifest == "" || (len(req.Module) == 0) == (req.ModuleSHA256 == "") {
-		return req, invalidf("a submission needs a manifest and either a module or a module_sha256")
+	if req.Manifest == "" || (len(req.Module) > 0 && req.ModuleSHA256 != "") {
+		return req, invalidf("a submission needs a manifest and at most one of a module or a module_sha256 (none: a plan written in the manifest)")
 	}
 	if int64(len(req.Manifest)) > l.MaxManifestBytes {
 		return req, fmt.Errorf("%w: manifest is over %d bytes", cove.ErrLimit, l.MaxManifestBytes)

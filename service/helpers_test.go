@@ -121,13 +121,16 @@ func demoCatalog() []client.Dataset {
 	ad, _ := demodata.Lookup("adult")
 	q := "quasi-identifier"
 	sens := "sensitive"
+	unit := "privacy-unit"
 	return []client.Dataset{
 		{
 			Name: aq.Name, RegistrationID: "DR-ENV-2017-0001", Title: aq.Title, Domain: "environment", Provider: "uci",
 			Source: aq.Source, License: aq.License, Sharing: "open", Level: 1, Location: "datasets/" + aq.Name + ".parquet",
 			SHA256: aq.SHA256, Rows: aq.Rows,
+			// One station's hourly reading is the privacy unit (unique per row).
 			Columns: []client.Column{
-				{Name: "station", Domain: demodata.AirQualityStations()},
+				{Name: "station", Role: unit, Domain: demodata.AirQualityStations()},
+				{Name: "year", Role: unit}, {Name: "month", Role: unit}, {Name: "day", Role: unit}, {Name: "hour", Role: unit},
 			},
 		},
 		{

@@ -71,8 +71,8 @@ func TestPooledSandboxesRunJobs(t *testing.T) {
 	e.issue(t)
 	e.setupDemo(t)
 	op := e.client(t, "operator")
-	ex := examples.AirQualityC()
-	for k := range 8 { // 8 × ε 0.5 within the demo grant's cap of 5
+	ex := examples.PM25Days() // per unit: one call per station-day
+	for k := range 8 { // 8 × ε 0.31 within the demo grant's cap
 		if _, err := op.SubmitAndWait(ctx, client.Submission{Manifest: ex.Manifest, Module: ex.Module}, nil); err != nil {
 			t.Fatalf("job %d: %v", k, err)
 		}
@@ -118,7 +118,7 @@ func TestSandboxReuse(t *testing.T) {
 		e := startServer(t, t.TempDir(), service.Options{Workers: 1, NoSandboxReuse: !reuse})
 		e.issue(t)
 		e.setupDemo(t)
-		ex := examples.AirQualityC()
+		ex := examples.PM25Days()
 		var after [][]int
 		for k := range 3 {
 			if _, err := e.client(t, "operator").SubmitAndWait(ctx, client.Submission{Manifest: ex.Manifest, Module: ex.Module}, nil); err != nil {

@@ -31,9 +31,10 @@ import (
 const clientUsage = `over the API (-server URL or $COVE_SERVER, -token T or $COVE_TOKEN, -output table|json|csv):
   cove dataset list | get NAME | register -file DATASET.json | usage NAME
   cove grant list | get ID | create -file GRANT.json | revoke ID -reason TEXT | budget ID   (with -server)
-  cove job submit -manifest FILE (-module FILE | -module-sha256 HEX) [-id ID] [-wait] | submit-dir DIR [-parallel N] [-out DIR]
+  cove job submit -manifest FILE [-module FILE | -module-sha256 HEX] [-id ID] [-wait] | submit-dir DIR [-parallel N] [-out DIR]
+                 (no module: a plan written in the manifest)
   cove job upload -module FILE   (prints the sha256 that submissions may name instead of sending the module)
-  cove job status ID | wait ID | events ID | release ID | cancel ID [-reason TEXT] | list [-state S] | dry-run -manifest F -module F
+  cove job status ID | get ID (with its plan) | wait ID | events ID | release ID | cancel ID [-reason TEXT] | list [-state S] | dry-run -manifest F [-module F]
   cove job run -mock -manifest FILE -module FILE [-rows N] [-seed N] [-dataset-file DATASET.json]
   cove review list | approve ID -reason TEXT | reject ID -reason TEXT             (with -server)
   cove ledger verify [-key F] [-checkpoint F] | prove (-seq N | -from CHECKPOINT_FILE) | checkpoint | key | entries  (with -server)
@@ -366,23 +367,38 @@ func grantRemote(ctx context.Context, sub string, args []string, out io.Writer) 
 func jobRows(js []client.Job) [][]string {
 	var rows [][]string
 	for _, j := range js {
-		rows = append(rows, []string{j.ID, j.Operator, j.Dataset, j.State, f64(j.Epsilon), j.Created.Local().Format("2006-01-02 15:04:05"), j.Reason})
+		rows = append(rows, []string{j.ID, j.Operator, j.Dataset, j.Mode, j.State, f64(j.Epsilon), j.Created.Local().Format("2006-01-02 15:04:05"), j.Reason})
 	}
 	return rows
 }
 
-var jobHeader = []string{"id", "operator", "dataset", "state", "ε", "created", "reason"}
+var jobHeader = []string{"id", "operator", "dataset", "mode", "state", "ε", "created", "reason"}
+
+// emitJob shows one job; in a table, a plan job's canonical plan follows.
+func (k *cli) emitJob(j client.Job) error {
+	if err := k.emit(j, jobHeader, jobRows([]client.Job{j})); err != nil || k.output != "table" || j.Plan == "" {
+		return err
+	}
+	fmt.Fprintf(k.out, "plan %s:\n", j.PlanSHA256)
+	for _, line := range strings.Split(j.Plan, "\n") {
+		fmt.Fprintf(k.out, "  %s\n", line)
+	}
+	return nil
+}
 
 // readSubmission reads a job's manifest and its module, or names a module
 // uploaded before by its sha256. The SDK uploads a module once per run of
 // the command, however many jobs carry it (submit-dir).
 func readSubmission(manifest, module, moduleSHA256, id string) (client.Submission, error) {
-	if manifest == "" || (module == "") == (moduleSHA256 == "") {
-		return client.Submission{}, fmt.Errorf("%w: give -manifest FILE and either -module FILE or -module-sha256 HEX", cove.ErrInvalid)
+	if manifest == "" || (module != "" && moduleSHA256 != "") {
+		return client.Submission{}, fmt.Errorf("%w: give -manifest FILE and -module FILE or -module-sha256 HEX (neither for a plan written in the manifest)", cove.ErrInvalid)
 	}
 	m, err := os.ReadFile(manifest)
 	if err != nil {
 		return client.Submission{}, err
+	}
+	if module == "" && moduleSHA256 == "" {
+		return client.Submission{ID: id, Manifest: m}, nil
 	}
 	if moduleSHA256 != "" {
 		return client.Submission{ID: id, Manifest: m, ModuleSHA256: moduleSHA256}, nil
@@ -433,7 +449,7 @@ func jobRemote(ctx context.Context, sub string, args []string, out io.Writer) er
 		if *wait {
 			return k.waitAndShow(ctx, j.ID, *progress)
 		}
-		return k.emit(j, jobHeader, jobRows([]client.Job{j}))
+		return k.emitJob(j)
 	case "dry-run":
 		s, err := readSubmission(*manifest, *module, *moduleSHA, "")
 		if err != nil {
@@ -463,15 +479,15 @@ func jobRemote(ctx context.Context, sub string, args []string, out io.Writer) er
 			return err
 		}
 		return k.emit(js, jobHeader, jobRows(js))
-	case "status":
-		if err := needArgs(pos, 1, "cove job status ID"); err != nil {
+	case "status", "get":
+		if err := needArgs(pos, 1, "cove job "+sub+" ID"); err != nil {
 			return err
 		}
 		j, err := k.c.Job(ctx, pos[0])
 		if err != nil {
 			return err
 		}
-		return k.emit(j, jobHeader, jobRows([]client.Job{j}))
+		return k.emitJob(j)
 	case "wait":
 		if err := needArgs(pos, 1, "cove job wait ID"); err != nil {
 			return err

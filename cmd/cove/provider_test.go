@@ -156,6 +156,7 @@ grant: g-he
 purpose: research
 dataset: air-he
 mechanism: he
+mode: unit
 recipient: %s
 columns: [station, year]
 privacy_unit: {per_row: true}

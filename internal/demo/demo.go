@@ -32,7 +32,7 @@ const (
 
 // GrantedColumns are the columns the demo grant opens per dataset.
 var GrantedColumns = map[string][]string{
-	"beijing-air-quality": {"station", "year", "month", "day", "hour", "PM2.5", "PM10"},
+	"beijing-air-quality": {"station", "year", "month", "day", "hour", "PM2.5", "PM10", "TEMP", "DEWP", "WSPM"},
 	"adult":               {"age", "education", "occupation", "hours-per-week", "income"},
 }
 
@@ -107,7 +107,7 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 		Mechanisms: []string{policy.MechanismDP}, Pricing: policy.PublicWelfare,
 		Agreement: "demo agreement 2026-001",
 		Datasets:  []string{"beijing-air-quality", "adult"}, Columns: GrantedColumns,
-		EpsilonCap: map[string]float64{"beijing-air-quality": 1.0, "adult": 1.0},
+		EpsilonCap: map[string]float64{"beijing-air-quality": 1.5, "adult": 1.0},
 		ValidFrom:  now.Add(-time.Minute), ValidUntil: now.AddDate(0, 3, 0),
 	}
 	if err := st.CreateGrant(ctx, g); err != nil {
@@ -119,11 +119,23 @@ func Run(ctx context.Context, opt Options) (_ *Result, err error) {
 		fmt.Fprintf(out, "   %-20s ε cap %.1f, columns %s\n", name, g.EpsilonCap[name], strings.Join(GrantedColumns[name], ", "))
 	}
 
-	fmt.Fprintln(out, "\n3. The operator submits the two example jobs")
-	for _, ex := range []examples.Job{examples.AirQuality(), examples.Adult()} {
+	fmt.Fprintln(out, "\n3. The operator submits four example jobs, one per way a job runs on real data (docs/privacy.md):")
+	fmt.Fprintln(out, "   two plan jobs (the Go modules' planning calls see the schema only; the host runs the plans natively),")
+	fmt.Fprintln(out, "   a C job called once per station-day from a restored snapshot (mode unit), and a C regression")
+	fmt.Fprintln(out, "   fitted on 1,000 disjoint blocks of station-days whose clamped coefficients are averaged (mode block)")
+	for _, ex := range []examples.Job{examples.AirQuality(), examples.Adult(), examples.PM25Days(), examples.PM25Regress()} {
 		job, err := runner.Submit(ctx, jobs.Submission{Operator: Operator, Manifest: ex.Manifest, Module: ex.Module})
 		if err != nil {
 			return nil, fmt.Errorf("example %s: %w", ex.Name, err)
+		}
+		fmt.Fprintf(out, "\n   job %s (%s, mode %s) on %s: admitted", job.ID, ex.Name, job.Mode, job.Dataset)
+		if job.Plan != "" {
+			fmt.Fprintf(out, " with plan %s…:\n", job.PlanSHA256[:12])
+			for _, line := range strings.Split(job.Plan, "\n") {
+				fmt.Fprintf(out, "     %s\n", line)
+			}
+		} else {
+			fmt.Fprintf(out, " (module %s…)\n", job.ModuleSHA256[:12])
 		}
 		if job.State == store.StateInReview {
 			d, _ := st.Dataset(ctx, job.Dataset)
@@ -276,14 +288,22 @@ func register(ctx context.Context, runner *jobs.Runner, dir string, ds demodata.
 }
 
 func printRelease(out io.Writer, rel *jobs.Release) {
-	fmt.Fprintf(out, "\n   job %s on %s: released, ε %.2f spent\n", rel.Job, rel.Dataset, rel.Epsilon)
+	fmt.Fprintf(out, "   job %s on %s: released, ε %.2f spent\n", rel.Job, rel.Dataset, rel.Epsilon)
+	if f := rel.Failures; f != nil {
+		fmt.Fprintf(out, "   %s whose guest call failed (a noisy count, ε %.2g): %d (σ %.0f)\n", f.Of, f.Epsilon, f.Count, f.NoiseStdDev)
+	}
 	for _, o := range rel.Outputs {
 		bounds := ""
 		if o.Aggregate != "count" {
 			bounds = fmt.Sprintf(", values clamped to [%g, %g]", o.Lower, o.Upper)
 		}
-		fmt.Fprintf(out, "   output %s: %s by %s — %s noise, ε %.2f%s, each unit ≤ %d partition(s) × %d contribution(s)\n",
-			o.Name, o.Aggregate, strings.Join(o.GroupBy, " × "), o.Mechanism, o.Epsilon, bounds, o.MaxPartitions, o.MaxContributions)
+		if o.Aggregate == "block_mean" {
+			fmt.Fprintf(out, "   output %s: block_mean — %s noise, ε %.2f, each block's vector clamped per coordinate, the mean over the blocks\n",
+				o.Name, o.Mechanism, o.Epsilon)
+		} else {
+			fmt.Fprintf(out, "   output %s: %s by %s — %s noise, ε %.2f%s, each unit ≤ %d partition(s) × %d contribution(s)\n",
+				o.Name, o.Aggregate, strings.Join(o.GroupBy, " × "), o.Mechanism, o.Epsilon, bounds, o.MaxPartitions, o.MaxContributions)
+		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "\t%s\tvalue\tnoise σ\t95%% CI\t\n", strings.Join(o.GroupBy, "\t"))
 		for _, r := range o.Rows {

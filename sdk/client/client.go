@@ -289,7 +289,7 @@ func (c *Client) forget(sum [32]byte) {
 type submitRef struct {
 	ID           string `json:"id,omitempty"`
 	Manifest     string `json:"manifest"`
-	ModuleSHA256 string `json:"module_sha256"`
+	ModuleSHA256 string `json:"module_sha256,omitempty"`
 }
 
 // submit posts a submission to path: by reference to an uploaded module
@@ -297,7 +297,8 @@ type submitRef struct {
 func (c *Client) submit(ctx context.Context, path string, sub Submission, out any) error {
 	ref := submitRef{ID: sub.ID, Manifest: string(sub.Manifest), ModuleSHA256: sub.ModuleSHA256}
 	if sub.Module == nil || c.inline {
-		if sub.Module == nil && ref.ModuleSHA256 != "" {
+		if sub.Module == nil {
+			// By reference, or a plan written in the manifest: no module.
 			return c.post(ctx, path, ref, out)
 		}
 		body, ct := multipartBody(sub)

@@ -48,6 +48,10 @@ type Dataset struct {
 	SHA256         string   `json:"sha256"`
 	Rows           int64    `json:"rows"`
 	Columns        []Column `json:"columns"`
+	// UnitPerRow: the privacy unit (the columns of role privacy-unit) is
+	// unique per row, as Cove read from the data at registration (a value
+	// sent by the registrant is ignored).
+	UnitPerRow bool `json:"unit_per_row,omitempty"`
 }
 
 // Usage is a dataset's use, from the ledger.
@@ -155,20 +159,26 @@ func Final(state string) bool {
 
 // Job is a job's status.
 type Job struct {
-	ID             string    `json:"id"`
-	Operator       string    `json:"operator"`
-	Grant          string    `json:"grant"`
-	Dataset        string    `json:"dataset"`
-	State          string    `json:"state"`
-	Epsilon        float64   `json:"epsilon"`
-	Delta          float64   `json:"delta"`
-	ManifestSHA256 string    `json:"manifest_sha256"`
-	ModuleSHA256   string    `json:"module_sha256"`
-	Decision       Decision  `json:"decision"`
-	Reason         string    `json:"reason,omitempty"`
-	Created        time.Time `json:"created"`
-	Updated        time.Time `json:"updated"`
-	QueuePosition  int       `json:"queue_position,omitempty"`
+	ID             string  `json:"id"`
+	Operator       string  `json:"operator"`
+	Grant          string  `json:"grant"`
+	Dataset        string  `json:"dataset"`
+	State          string  `json:"state"`
+	Epsilon        float64 `json:"epsilon"`
+	Delta          float64 `json:"delta"`
+	ManifestSHA256 string  `json:"manifest_sha256"`
+	ModuleSHA256   string  `json:"module_sha256"`
+	// Mode is how the job runs on real data: plan, unit or block; for a
+	// plan job, Plan is its canonical plan as the reviewer reads it and
+	// PlanSHA256 the hash of its canonical JSON (both in the ledger).
+	Mode          string    `json:"mode,omitempty"`
+	PlanSHA256    string    `json:"plan_sha256,omitempty"`
+	Plan          string    `json:"plan,omitempty"`
+	Decision      Decision  `json:"decision"`
+	Reason        string    `json:"reason,omitempty"`
+	Created       time.Time `json:"created"`
+	Updated       time.Time `json:"updated"`
+	QueuePosition int       `json:"queue_position,omitempty"`
 }
 
 // JobFilter selects jobs; empty fields match all.
