@@ -54,38 +54,39 @@ func (m *Manifest) outputSpecs() []plan.OutputSpec {
 	return out
 }
 
-// manifestPlan is the plan a manifest writes itself.
+// manifestPlan is the plan a manifest writes itself, and the expressions
+// that do not parse. Each of those is replaced by a null of the type its
+// place wants, so that compiling the rest reports its problems too.
 func (m *Manifest) manifestPlan() (plan.Literal, error) {
 	lit := plan.Literal{Version: 1}
 	var errs []error
-	parse := func(where, text string) *plan.Expr {
+	parse := func(where, text, placeholder string) *plan.Expr {
 		if text == "" {
 			return nil
 		}
 		e, err := plan.ParseExpr(text)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", where, err))
-			return nil
+			errs = append(errs, fmt.Errorf("%w: manifest: %s: %w", cove.ErrInvalid, where, err))
+			return &plan.Expr{Null: &placeholder}
 		}
 		return &e
 	}
 	if p := m.lit.Plan; p != nil {
-		lit.Where = parse("plan.where", p.Where)
+		lit.Where = parse("plan.where", p.Where, "bool")
 		for i, d := range p.Derive {
-			if e := parse(fmt.Sprintf("plan.derive[%d] (%s)", i, d.Name), d.Expr); e != nil {
-				lit.Derive = append(lit.Derive, plan.Derived{Name: d.Name, Expr: *e})
-			}
+			e := parse(fmt.Sprintf("plan.derive[%d] (%s)", i, d.Name), d.Expr, "")
+			lit.Derive = append(lit.Derive, plan.Derived{Name: d.Name, Expr: *e})
 		}
 	}
 	for i, o := range m.lit.Outputs {
 		at := fmt.Sprintf("outputs[%d] (%s)", i, o.Name)
-		po := plan.Output{Name: o.Name, Where: parse(at+".where", o.Where), Value: parse(at+".value", o.Value)}
+		po := plan.Output{Name: o.Name, Where: parse(at+".where", o.Where, "bool"), Value: parse(at+".value", o.Value, "float64"), GroupBy: []plan.Expr{}}
 		for j, g := range o.GroupBy {
 			if g.Column != "" {
 				c := g.Column
 				po.GroupBy = append(po.GroupBy, plan.Expr{Col: &c})
-			} else if e := parse(fmt.Sprintf("%s.group_by[%d]", at, j), g.Expr); e != nil {
-				po.GroupBy = append(po.GroupBy, *e)
+			} else {
+				po.GroupBy = append(po.GroupBy, *parse(fmt.Sprintf("%s.group_by[%d]", at, j), g.Expr, "string"))
 			}
 		}
 		lit.Outputs = append(lit.Outputs, po)
@@ -98,11 +99,9 @@ func (m *Manifest) manifestPlan() (plan.Literal, error) {
 // module.
 func (r *Runner) jobPlan(ctx context.Context, m *Manifest, d policy.Dataset, hash string, module moduleBytes) (*plan.Plan, error) {
 	var lit plan.Literal
+	var parseErr error
 	if hash == "" {
-		var err error
-		if lit, err = m.manifestPlan(); err != nil {
-			return nil, fmt.Errorf("%w: manifest: %w", cove.ErrInvalid, err)
-		}
+		lit, parseErr = m.manifestPlan()
 	} else {
 		if m.hasPlan() {
 			return nil, fmt.Errorf("%w: manifest: mode plan takes the plan from the manifest or from the module's planning call, not both: drop the module or the manifest's plan, value, where and group_by expr", cove.ErrInvalid)
@@ -121,7 +120,7 @@ func (r *Runner) jobPlan(ctx context.Context, m *Manifest, d policy.Dataset, has
 		}
 	}
 	p, err := plan.Compile(lit, schemaFields(d), m.outputSpecs())
-	if err != nil {
+	if err := errors.Join(parseErr, err); err != nil {
 		return nil, err
 	}
 	if cols := m.lit.Columns; len(cols) > 0 {

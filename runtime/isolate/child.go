@@ -64,7 +64,8 @@ type sandbox struct {
 	eng    wasm.Runtime
 	mod    wasm.Module
 	inst   wasm.Instance
-	sent   int // keys sent to the parent
+	ginst  wasm.GroupInstance // per-unit or block mode (childgroups.go)
+	sent   int                // keys sent to the parent
 	cpu    uint64
 }
 
@@ -102,6 +103,7 @@ func (s *sandbox) reply(err error) error {
 	if errors.As(err, &ge) {
 		we = wireError{Kind: string(ge.Kind), Phase: ge.Phase, Msg: ge.Message()}
 	}
+	we.NoPlan = errors.Is(err, wasm.ErrNoPlanExport)
 	b, _ := json.Marshal(we)
 	return writeFrame(s.out, msgError, b)
 }
@@ -137,8 +139,10 @@ func (s *sandbox) handle(ctx context.Context, t byte, b []byte) error {
 		m, err := s.eng.Compile(ctx, b)
 		s.mod = m
 		return s.reply(err)
+	case msgPlan, msgGroups, msgRunGroups:
+		return s.handleGroups(ctx, t, b)
 	case msgInstantiate:
-		if s.mod == nil || s.inst != nil || len(b) < 8 {
+		if s.mod == nil || s.inst != nil || s.ginst != nil || len(b) < 8 {
 			return errors.New("instantiate out of order")
 		}
 		var outputs []string
@@ -257,8 +261,11 @@ func (s *sandbox) batch(ctx context.Context, body []byte) error {
 	})
 }
 
+// keyNamer is an instance's key table.
+type keyNamer interface{ KeyName(id uint32) string }
+
 // sendKeys sends the keys interned since the last call, up to id upTo.
-func (s *sandbox) sendKeys(inst wasm.Instance, upTo int) error {
+func (s *sandbox) sendKeys(inst keyNamer, upTo int) error {
 	if upTo < s.sent {
 		return nil
 	}

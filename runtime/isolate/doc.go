@@ -100,6 +100,25 @@
 // plus the slack as before, and a new instance gets fresh linear memory and
 // a fresh key table. Close kills the waiting sandboxes.
 //
+// # The planning call and per-unit and block modes
+//
+// Module.Plan runs in a sandbox of its own: the parent sends the schema (an
+// Arrow IPC stream with no record) and gets the plan back (at most 64 KiB);
+// the sandbox ends with the call. Module.InstantiateGroups starts a sandbox
+// that serves one GroupInstance and nothing else: it is never reused, in
+// any scope. For each RunGroups the parent sends the record (Arrow IPC)
+// and the group bounds once; the sandbox runs the loop over groups itself
+// (runtime/wasm, snapshot and restore included) and streams back, group by
+// group, the new key names, the group's contributions or vectors, or that
+// it failed. The parent checks them again: groups in order, nothing of a
+// failed group, rows within their group, keys the sandbox sent, outputs
+// that take contributions (or vectors of a block output's dimension, once
+// per group, finite), the per-group contribution limit. The watchdog
+// covers the whole exchange like any other: a guest that outruns the
+// per-group CPU limit inside (a loop-free call tree) is killed at the
+// caller's deadline + grace, and the run fails. On wasmer sandboxes the
+// planning call works and InstantiateGroups is refused.
+//
 // # Concurrency
 //
 // Engine and modules are safe for concurrent use; an instance's methods

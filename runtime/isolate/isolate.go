@@ -535,8 +535,12 @@ func (i *instance) callEmit(ctx context.Context, emit func(wasm.Emission) error,
 	return err
 }
 
-func (i *instance) addKeys(b []byte) error {
-	if len(b) < 4 || int(binary.LittleEndian.Uint32(b)) != len(i.keys) {
+func (i *instance) addKeys(b []byte) error { return addKeys(&i.keys, b) }
+
+// addKeys appends the keys of a msgKeys frame to keys; the frame's first
+// id must be len(*keys).
+func addKeys(keys *[]string, b []byte) error {
+	if len(b) < 4 || int(binary.LittleEndian.Uint32(b)) != len(*keys) {
 		return fmt.Errorf("%w: isolate: keys out of order", cove.ErrGuest)
 	}
 	b = b[4:]
@@ -548,7 +552,7 @@ func (i *instance) addKeys(b []byte) error {
 		if n > len(b)-4 {
 			return fmt.Errorf("%w: isolate: bad key frame", cove.ErrGuest)
 		}
-		i.keys = append(i.keys, string(b[4:4+n]))
+		*keys = append(*keys, string(b[4:4+n]))
 		b = b[4+n:]
 	}
 	return nil
@@ -632,6 +636,9 @@ func decodeError(b []byte) error {
 	var we wireError
 	if err := json.Unmarshal(b, &we); err != nil {
 		return fmt.Errorf("%w: isolate: bad error frame", cove.ErrGuest)
+	}
+	if we.NoPlan {
+		return wasm.ErrNoPlanExport
 	}
 	if we.Kind != "" {
 		return wasm.NewGuestError(wasm.Kind(we.Kind), we.Phase, we.Msg)

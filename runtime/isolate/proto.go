@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 	"unsafe"
 
 	"github.com/covedata/cove/runtime/wasm"
@@ -20,6 +21,17 @@ const (
 	msgBatch       = 'B' // i64 deadline + an Arrow IPC stream of one record batch
 	msgProbe       = 'P' // tests: the sandbox answers with what it can see
 	msgReset       = 'X' // close the instance; the sandbox may get another msgInstantiate
+	// msgPlan: i64 deadline, u32 n, n bytes of JSON outputs, an Arrow IPC
+	// stream of the schema (no record); answered by msgOK carrying the plan.
+	msgPlan = 'L'
+	// msgGroups: i64 deadline + JSON groupHello: start a per-unit or block
+	// instance (the sandbox serves nothing else after it).
+	msgGroups = 'G'
+	// msgRunGroups: i64 deadline, u32 n, n u32 group bounds, an Arrow IPC
+	// stream of one record batch; answered by msgKeys, msgGroupEmission,
+	// msgVector and msgFailed frames, group by group, then msgOK carrying
+	// the instance's JSON wasm.GroupStats (or msgError).
+	msgRunGroups = 'U'
 	// sandbox → parent
 	msgOK       = 'K' // the request succeeded
 	msgError    = 'E' // JSON wireError: the request failed, the instance is done
@@ -29,6 +41,12 @@ const (
 	// u32 flags (1: values), ⌈rows/64⌉×u64 selection words, with flag 1
 	// rows×f64 values by row, then nruns×(u32 start, u32 end, u32 key)
 	msgRuns = 'R'
+	// per-unit and block modes: u32 group first, then as msgEmission
+	msgGroupEmission = 'Q'
+	// u32 group, u32 output, u32 n, n×f64: a block's vector
+	msgVector = 'V'
+	// u32 group: the group failed
+	msgFailed = 'F'
 )
 
 // runsHeader is the fixed part of a msgRuns frame.
@@ -120,6 +138,25 @@ type wireError struct {
 	Phase string `json:"phase,omitempty"`
 	Code  string `json:"code,omitempty"`
 	Msg   string `json:"msg"`
+	// NoPlan marks wasm.ErrNoPlanExport: the module has no planning call.
+	NoPlan bool `json:"no_plan,omitempty"`
+}
+
+// groupHello configures a per-unit or block instance (wasm.GroupConfig).
+type groupHello struct {
+	Outputs     []string `json:"outputs"`
+	MemoryPages uint32   `json:"memory_pages"`
+	CPULimit    int64    `json:"cpu_limit_ns"`
+	MaxEmits    int64    `json:"max_emits"`
+	Vectors     []int    `json:"vectors,omitempty"`
+}
+
+func (h groupHello) config() wasm.GroupConfig {
+	c := wasm.NewGroupConfig().WithMemoryPages(h.MemoryPages).WithCPULimit(time.Duration(h.CPULimit)).WithMaxEmits(h.MaxEmits)
+	if h.Vectors != nil {
+		c = c.WithVectors(h.Vectors)
+	}
+	return c
 }
 
 // hello is the sandbox's configuration.

@@ -22,9 +22,48 @@
 // per contribution in memory; Emission.Each (or the fields) reads them.
 // ProcessBatch expands them, for consumers of the listed form.
 //
+// # Modes
+//
+// Instantiate and ProcessBatch are batch mode: the guest sees whole batches
+// and keeps its state between them, which is for mock data only (what it
+// emits for one row may depend on every other row). On real data:
+//
+//   - Module.Plan makes the planning call: a fresh instance's cove_plan
+//     gets a schema region (the columns' names and types, no rows) and
+//     hands back a plan through import plan; during the call no import
+//     that could reach data answers.
+//   - Module.InstantiateGroups starts an instance of per-unit or block mode
+//     (GroupInstance, configured by a GroupConfig): RunGroups calls
+//     cove_batch once per group of rows (a privacy unit, or a block of
+//     units), each time from the snapshot taken after initialization, and
+//     hands each successful group's contributions (or block vectors,
+//     import result) to a GroupSink before the next group starts; a group
+//     that fails gives nothing and is reported failed.
+//
+// For example:
+//
+//	inst, _ := mod.InstantiateGroups(ctx, outputs, wasm.NewGroupConfig())
+//	err := inst.RunGroups(ctx, rec, bounds, sink) // group g: rows [bounds[g], bounds[g+1])
+//
+// The module is instrumented once per guest memory size
+// (runtime/internal/snapshot): its memory is fixed at that size plus a
+// dirty map, every store is bounds-checked and marks its 4 KiB page, and
+// every mutable global is exported. Restoring copies back the marked pages
+// and sets the globals, so it costs what the group dirtied, not a new
+// instance; the host's writes (the region, column, k_read, WASI results)
+// mark their pages too, and host calls see only the guest's pages, never
+// the map. The instance's WASI restarts for every group (clocks, random
+// source) and keeps no other state; the key table, emit counter and
+// kernel handles are reset. A group that runs past its CPU limit is
+// stopped through wazero's close-on-context-done; a group that closed the
+// instance (an exit, an overrun) leaves a new instance holding the
+// snapshot for the next one. Emissions carry key ids of a host-side table
+// stable for the instance's life (GroupInstance.KeyName).
+//
 // # What a guest can reach
 //
-// Only module "cove" (output, key, emit) and these WASI functions of
+// Only module "cove" (output, key, emit, the kernels, column, plan,
+// result) and these WASI functions of
 // wasi_snapshot_preview1, the ones Go's wasip1 runtime and os package import:
 // args_get, args_sizes_get, environ_get, environ_sizes_get (no arguments, no
 // environment), clock_time_get (wazero's fake clock: deterministic readings
@@ -74,5 +113,6 @@
 // Engine and Module are safe for concurrent use. An Instance processes one
 // batch at a time (its methods serialize); run several instances for
 // parallelism. Emission slices are views into guest memory valid only during
-// the callback.
+// the callback. A GroupInstance runs one RunGroups at a time; its KeyName
+// may be called from its sink's methods.
 package wasm

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,12 @@ type Engine struct {
 	rt      wazero.Runtime
 	cache   wazero.CompilationCache
 	debugMu sync.Mutex // serializes writes to cfg.debug
+
+	// The runtime of per-unit and block instances (groups.go), made on
+	// first use: its own WASI, which keeps no state and marks its writes.
+	grtMu  sync.Mutex
+	grt    wazero.Runtime
+	closed bool
 }
 
 // NewEngine starts an engine: a wazero runtime with the memory limit,
@@ -63,6 +70,12 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 // Close closes the engine and every module and instance it made.
 func (e *Engine) Close(ctx context.Context) error {
 	err := e.rt.Close(ctx)
+	e.grtMu.Lock()
+	if e.grt != nil {
+		err = errors.Join(err, e.grt.Close(ctx))
+	}
+	e.closed = true
+	e.grtMu.Unlock()
 	if e.cache != nil {
 		err = errors.Join(err, e.cache.Close(ctx))
 	}
@@ -72,42 +85,46 @@ func (e *Engine) Close(ctx context.Context) error {
 // stateKey carries the calling instance's abi.State to the host functions.
 type stateKey struct{}
 
-// instantiateHost defines module "cove". Each function finds the calling
+// instantiateHost defines module "cove" in e.rt.
+func (e *Engine) instantiateHost(ctx context.Context) error { return defineHost(ctx, e.rt) }
+
+// defineHost defines module "cove" in rt. Each function finds the calling
 // instance's state in the context and, when the state refuses the call,
 // panics to stop the guest; classify then reports the state's Failure.
-func (e *Engine) instantiateHost(ctx context.Context) error {
-	b := e.rt.NewHostModuleBuilder(abi.Module)
+func defineHost(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(abi.Module)
 	i32 := api.ValueTypeI32
 	types := func(n int) []api.ValueType { return slices.Repeat([]api.ValueType{i32}, n) }
 	def := func(name string, fn api.GoModuleFunc) {
 		s := abi.Imports[name]
 		b.NewFunctionBuilder().WithGoModuleFunction(fn, types(len(s.Params)), types(len(s.Results))).Export(name)
 	}
+	u := api.DecodeU32
 	def(abi.ImportOutput, func(ctx context.Context, m api.Module, stack []uint64) {
 		st := stateOf(ctx)
-		id, err := st.Output(memOf(m), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]))
+		id, err := st.Output(memFor(m, st), u(stack[0]), u(stack[1]))
 		stop(err)
 		stack[0] = api.EncodeU32(id)
 	})
 	def(abi.ImportKey, func(ctx context.Context, m api.Module, stack []uint64) {
 		st := stateOf(ctx)
-		id, err := st.Key(memOf(m), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]))
+		id, err := st.Key(memFor(m, st), u(stack[0]), u(stack[1]))
 		stop(err)
 		stack[0] = api.EncodeU32(id)
 	})
 	def(abi.ImportEmit, func(ctx context.Context, m api.Module, stack []uint64) {
 		st := stateOf(ctx)
-		stop(st.Emit(memOf(m), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2]),
-			api.DecodeU32(stack[3]), api.DecodeU32(stack[4])))
+		stop(st.Emit(memFor(m, st), u(stack[0]), u(stack[1]), u(stack[2]), u(stack[3]), u(stack[4])))
 	})
-	u := api.DecodeU32
 	def(abi.ImportKFilter, func(ctx context.Context, m api.Module, stack []uint64) {
-		h, err := stateOf(ctx).KFilter(memOf(m), u(stack[0]), u(stack[1]), u(stack[2]), u(stack[3]), u(stack[4]))
+		st := stateOf(ctx)
+		h, err := st.KFilter(memFor(m, st), u(stack[0]), u(stack[1]), u(stack[2]), u(stack[3]), u(stack[4]))
 		stop(err)
 		stack[0] = api.EncodeU32(h)
 	})
 	def(abi.ImportKBucket, func(ctx context.Context, m api.Module, stack []uint64) {
-		h, err := stateOf(ctx).KBucket(memOf(m), u(stack[0]), u(stack[1]), u(stack[2]))
+		st := stateOf(ctx)
+		h, err := st.KBucket(memFor(m, st), u(stack[0]), u(stack[1]), u(stack[2]))
 		stop(err)
 		stack[0] = api.EncodeU32(h)
 	})
@@ -115,7 +132,8 @@ func (e *Engine) instantiateHost(ctx context.Context) error {
 		stop(stateOf(ctx).KEmit(u(stack[0]), u(stack[1]), u(stack[2])))
 	})
 	def(abi.ImportKSelect, func(ctx context.Context, m api.Module, stack []uint64) {
-		h, err := stateOf(ctx).KSelect(memOf(m), u(stack[0]), u(stack[1]))
+		st := stateOf(ctx)
+		h, err := st.KSelect(memFor(m, st), u(stack[0]), u(stack[1]))
 		stop(err)
 		stack[0] = api.EncodeU32(h)
 	})
@@ -125,12 +143,22 @@ func (e *Engine) instantiateHost(ctx context.Context) error {
 		stack[0] = api.EncodeU32(n)
 	})
 	def(abi.ImportKRead, func(ctx context.Context, m api.Module, stack []uint64) {
-		n, err := stateOf(ctx).KRead(memOf(m), u(stack[0]), u(stack[1]), u(stack[2]), u(stack[3]), u(stack[4]))
+		st := stateOf(ctx)
+		n, err := st.KRead(memFor(m, st), u(stack[0]), u(stack[1]), u(stack[2]), u(stack[3]), u(stack[4]))
 		stop(err)
 		stack[0] = api.EncodeU32(n)
 	})
 	def(abi.ImportColumn, func(ctx context.Context, m api.Module, stack []uint64) {
-		stop(stateOf(ctx).Column(memOf(m), u(stack[0]), u(stack[1]), u(stack[2])))
+		st := stateOf(ctx)
+		stop(st.Column(memFor(m, st), u(stack[0]), u(stack[1]), u(stack[2])))
+	})
+	def(abi.ImportPlan, func(ctx context.Context, m api.Module, stack []uint64) {
+		st := stateOf(ctx)
+		stop(st.Plan(memFor(m, st), u(stack[0]), u(stack[1])))
+	})
+	def(abi.ImportResult, func(ctx context.Context, m api.Module, stack []uint64) {
+		st := stateOf(ctx)
+		stop(st.Result(memFor(m, st), u(stack[0]), u(stack[1]), u(stack[2])))
 	})
 	_, err := b.Instantiate(ctx)
 	return err
@@ -154,8 +182,10 @@ func stop(err error) {
 	}
 }
 
-// memOf is the whole linear memory of m, read fresh on every call since a
-// guest may grow (and so move) it.
+// memOf is the linear memory of m that host calls may see, read fresh on
+// every call since a guest may grow (and so move) it: all of it, or the
+// guest's first MemLimit bytes (per-unit and block modes, whose dirty map
+// lies past them).
 func memOf(m api.Module) []byte {
 	mem := m.Memory()
 	if mem == nil {
@@ -165,10 +195,24 @@ func memOf(m api.Module) []byte {
 	return b
 }
 
+// memFor is memOf limited by st.MemLimit.
+func memFor(m api.Module, st *abi.State) []byte {
+	b := memOf(m)
+	if st.MemLimit != 0 && uint64(len(b)) > uint64(st.MemLimit) {
+		b = b[:st.MemLimit:st.MemLimit]
+	}
+	return b
+}
+
 // module is a compiled guest module.
 type module struct {
 	e        *Engine
 	compiled wazero.CompiledModule
+	bin      []byte // the module as uploaded, for the rewrites of per-unit and block modes
+
+	mu        sync.Mutex
+	rewritten map[uint32]*rewritten // by guest pages (groups.go)
+	closed    bool
 }
 
 // Compile checks and compiles a guest module. It refuses, with
@@ -188,7 +232,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (Module, error) {
 		_ = compiled.Close(ctx)
 		return nil, fmt.Errorf("%w: module breaks ABI v%d: %s", cove.ErrInvalid, abi.Version, strings.Join(problems, "; "))
 	}
-	return &module{e: e, compiled: compiled}, nil
+	return &module{e: e, compiled: compiled, bin: bytes.Clone(wasm)}, nil
 }
 
 // check lists everything in m's imports and exports that ABI v1 refuses.
@@ -255,8 +299,21 @@ func sameSig(want abi.Signature, f api.FunctionDefinition) bool {
 	return eq(want.Params, f.ParamTypes()) && eq(want.Results, f.ResultTypes())
 }
 
-// Close releases the compiled code. Instances already made keep working.
-func (m *module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
+// Close releases the compiled code, the rewrites of per-unit and block
+// modes included. Instances already made keep working.
+func (m *module) Close(ctx context.Context) error {
+	m.mu.Lock()
+	rw := m.rewritten
+	m.rewritten, m.closed = nil, true
+	m.mu.Unlock()
+	err := m.compiled.Close(ctx)
+	for _, r := range rw {
+		if r.compiled != nil {
+			err = errors.Join(err, r.compiled.Close(ctx))
+		}
+	}
+	return err
+}
 
 // instance is one running guest with its memory, interned keys and emit
 // count.
@@ -318,39 +375,47 @@ func (m *module) Instantiate(ctx context.Context, outputs []string) (Instance, e
 	}
 	i.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	i.batch = mod.ExportedFunction(abi.ExportBatch)
-	res, err := mod.ExportedFunction(abi.ExportVersion).Call(callCtx)
+	lazy, err := e.handshake(ctx, callCtx, mod, st)
 	if err != nil {
-		err = i.classify(ctx, "initialize", err)
 		_ = mod.Close(ctx)
 		return nil, err
 	}
+	i.lazy = lazy
+	return i, nil
+}
+
+// handshake checks the guest's ABI version and negotiates its optional
+// features (cove_abi_version, cove_features) after _initialize; it reports
+// whether the guest took lazy columns. The caller closes mod on an error.
+func (e *Engine) handshake(ctx, callCtx context.Context, mod api.Module, st *abi.State) (lazy bool, err error) {
+	res, err := mod.ExportedFunction(abi.ExportVersion).Call(callCtx)
+	if err != nil {
+		return false, e.classify(ctx, "initialize", st, mod.Memory(), err)
+	}
 	if v := api.DecodeU32(res[0]); v != abi.Version {
-		_ = mod.Close(ctx)
 		msg := "guest implements another ABI version"
 		if e.cfg.debug != nil {
 			msg = fmt.Sprintf("guest implements ABI version %d, the host %d", v, abi.Version)
 		}
-		return nil, newGuestError(KindABI, "initialize", msg)
+		return false, newGuestError(KindABI, "initialize", msg)
 	}
-	if f := mod.ExportedFunction(abi.ExportFeatures); f != nil {
-		res, err := f.Call(callCtx, api.EncodeU32(abi.HostFeatures))
-		if err != nil {
-			err = i.classify(ctx, "initialize", err)
-			_ = mod.Close(ctx)
-			return nil, err
-		}
-		used := api.DecodeU32(res[0])
-		if err := abi.CheckFeatures(abi.HostFeatures, used); err != nil {
-			_ = mod.Close(ctx)
-			msg := "guest broke the ABI: " + err.Error()
-			if ae := (*abi.Error)(nil); e.cfg.debug != nil && errors.As(err, &ae) && ae.Detail != "" {
-				msg += " (" + ae.Detail + ")"
-			}
-			return nil, newGuestError(KindABI, "initialize", msg)
-		}
-		i.lazy = used&abi.FeatureLazyColumns != 0
+	f := mod.ExportedFunction(abi.ExportFeatures)
+	if f == nil {
+		return false, nil
 	}
-	return i, nil
+	res, err = f.Call(callCtx, api.EncodeU32(abi.HostFeatures))
+	if err != nil {
+		return false, e.classify(ctx, "initialize", st, mod.Memory(), err)
+	}
+	used := api.DecodeU32(res[0])
+	if err := abi.CheckFeatures(abi.HostFeatures, used); err != nil {
+		msg := "guest broke the ABI: " + err.Error()
+		if ae := (*abi.Error)(nil); e.cfg.debug != nil && errors.As(err, &ae) && ae.Detail != "" {
+			msg += " (" + ae.Detail + ")"
+		}
+		return false, newGuestError(KindABI, "initialize", msg)
+	}
+	return used&abi.FeatureLazyColumns != 0, nil
 }
 
 func (i *instance) classify(ctx context.Context, phase string, err error) error {

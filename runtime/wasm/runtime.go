@@ -30,6 +30,21 @@ type Module interface {
 	// manifest's outputs, in order: Emission.Output indexes them). It runs
 	// the guest's _initialize under ctx and checks its ABI version.
 	Instantiate(ctx context.Context, outputs []string) (Instance, error)
+	// Plan makes the planning call (docs/abi.md, "The planning call"): in a
+	// fresh instance it hands the guest's cove_plan a schema region of
+	// schema (no rows) and returns the bytes the guest handed import plan,
+	// at most 64 KiB, unchecked (the caller decodes them as a plan).
+	// During the call only imports output and plan answer: the call cannot
+	// reach data, there is none. A module without cove_plan is refused with
+	// cove.ErrInvalid; a guest that fails, or returns without a plan, with
+	// a *GuestError of phase "plan".
+	Plan(ctx context.Context, schema *arrow.Schema, outputs []string) ([]byte, error)
+	// InstantiateGroups starts an instance of per-unit or block mode
+	// (GroupInstance) that may emit to outputs, configured by cfg. It runs
+	// the guest's _initialize and checks its ABI version, then snapshots
+	// the guest's state. Modules that mutate tables, use memory.init or
+	// atomics are refused with cove.ErrInvalid naming the instruction.
+	InstantiateGroups(ctx context.Context, outputs []string, cfg GroupConfig) (GroupInstance, error)
 	// Close releases the compiled code.
 	Close(ctx context.Context) error
 }

@@ -26,7 +26,7 @@ var (
 var implemented = map[string]bool{
 	abi.ImportOutput: true, abi.ImportKey: true, abi.ImportEmit: true, abi.ImportKFilter: true, abi.ImportKBucket: true,
 	abi.ImportKEmit: true, abi.ImportKSelect: true, abi.ImportKLen: true, abi.ImportKRead: true,
-	abi.ImportColumn: true,
+	abi.ImportColumn: true, abi.ImportPlan: true, abi.ImportResult: true,
 }
 
 // hostFunc is a host function: it gets the arguments as u64 (i32 and i64
@@ -120,6 +120,12 @@ func (i *instance) imports() *wasmer.ImportObject {
 		// Lazy columns (docs/abi.md), offered through cove_features as on wazero.
 		abi.ImportColumn: func(a []uint64) ([]uint64, error) {
 			return nil, stop(st.Column(i.memory(), u(a[0]), u(a[1]), u(a[2])))
+		},
+		// The planning call (Module.Plan); result answers in block mode
+		// only, which this engine does not run, so it is always refused.
+		abi.ImportPlan: func(a []uint64) ([]uint64, error) { return nil, stop(st.Plan(i.memory(), u(a[0]), u(a[1]))) },
+		abi.ImportResult: func(a []uint64) ([]uint64, error) {
+			return nil, stop(st.Result(i.memory(), u(a[0]), u(a[1]), u(a[2])))
 		},
 	}
 	// Only what the module imports is defined: wasmer-go keeps every host

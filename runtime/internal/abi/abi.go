@@ -25,6 +25,13 @@ const (
 	// ImportColumn copies one column of the current batch into guest memory
 	// (optional import; docs/abi.md, "Lazy columns").
 	ImportColumn = "column" // (col, dst_ptr, dst_len i32) -> ()
+
+	// ImportPlan hands the job's plan during the planning call (optional
+	// import; docs/abi.md, "The planning call").
+	ImportPlan = "plan" // (ptr, len i32) -> ()
+	// ImportResult hands a block's vector for a block output (optional
+	// import; docs/abi.md, "Per-unit and block modes").
+	ImportResult = "result" // (output_id, values_ptr, count i32) -> ()
 )
 
 // Guest export names.
@@ -37,6 +44,9 @@ const (
 	// ExportFeatures is optional: the host offers the optional features it
 	// supports, the guest answers those it uses (docs/abi.md, "Features").
 	ExportFeatures = "cove_features" // (offered i32) -> (used i32)
+	// ExportPlan is optional: the planning call (docs/abi.md, "The planning
+	// call").
+	ExportPlan = "cove_plan" // (ptr, size i32) -> (rc i32)
 )
 
 // Optional features of ABI v1, negotiated through cove_features.
@@ -94,6 +104,9 @@ var Imports = map[string]Signature{
 	ImportKRead:   sig(5, 1),
 
 	ImportColumn: sig(3, 0),
+
+	ImportPlan:   sig(2, 0),
+	ImportResult: sig(3, 0),
 }
 
 // Exports are the functions a guest must export, with their signatures.
@@ -107,6 +120,7 @@ var Exports = map[string]Signature{
 // (_initialize, () -> (), aside).
 var OptionalExports = map[string]Signature{
 	ExportFeatures: sig(1, 1),
+	ExportPlan:     sig(2, 1),
 }
 
 // WASIModule is the WASI import module the host provides a sandboxed part of.

@@ -106,6 +106,9 @@ func (s *State) newHandle(v vec) (uint32, error) {
 }
 
 func (s *State) kernelCheck() error {
+	if s.planning {
+		return planRefused("kernel")
+	}
 	if !s.inBatch || s.rec == nil {
 		return abiErr("kernel call outside a batch")
 	}
@@ -529,7 +532,9 @@ func (s *State) KRead(mem []byte, h, what, from, dst, n uint32) (uint32, error) 
 		return 0, s.fail(err)
 	}
 	if v.dense {
-		return uint32(readDense(v, what, int(from), b)), nil
+		k := readDense(v, what, int(from), b)
+		s.wrote(dst, uint32(4*k))
+		return uint32(k), nil
 	}
 	src := v.rows
 	if what == 1 {
@@ -539,6 +544,7 @@ func (s *State) KRead(mem []byte, h, what, from, dst, n uint32) (uint32, error) 
 	for i, x := range src {
 		binary.LittleEndian.PutUint32(b[4*i:], x)
 	}
+	s.wrote(dst, uint32(4*len(src)))
 	return uint32(len(src)), nil
 }
 
@@ -839,6 +845,9 @@ func (s *State) KEmit(output, h, col uint32) error {
 	}
 	if int64(output) >= int64(len(s.outputs)) {
 		return s.fail(abiErr("k_emit to output id %d, but %d outputs are declared", output, len(s.outputs)))
+	}
+	if s.isBlock(output) {
+		return s.fail(abiErr("k_emit to block output %d: its vector comes through import result", output))
 	}
 	v, err := s.handle(h)
 	if err != nil {

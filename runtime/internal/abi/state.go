@@ -57,6 +57,18 @@ type State struct {
 	// process forwards keys to its parent this way).
 	OnKey func(id uint32, key string)
 
+	// OnWrite, when set, is told of every host write into guest memory
+	// (import column, k_read): [off, off+n). Per-unit and block modes mark
+	// the pages it touches dirty, so that the snapshot restores them.
+	OnWrite func(off, n uint32)
+
+	// MemLimit, when nonzero, is how much of the guest's memory engine
+	// bindings hand host calls: the first MemLimit bytes (per-unit and
+	// block modes, whose memory holds the dirty map past it).
+	MemLimit uint32
+
+	modes // the planning call and block outputs (modes.go)
+
 	// Failure is the first refused host call or emit callback error; the
 	// engine binding stops the guest when a call returns an error and reports
 	// Failure instead of the engine's own error.
@@ -103,7 +115,7 @@ func (s *State) BeginBatch(rec arrow.RecordBatch, emit EmitFunc) {
 
 // EndBatch closes the batch and drops its kernel handles.
 func (s *State) EndBatch() {
-	s.inBatch, s.rows, s.rec, s.emit = false, 0, nil, nil
+	s.inBatch, s.rows, s.rec, s.emit, s.result = false, 0, nil, nil, nil
 	clear(s.handles)
 	s.handles, s.handleElems = s.handles[:0], 0
 	s.all = nil
@@ -146,6 +158,9 @@ func (s *State) buf(n int) []uint32 {
 // descriptor gives (import "column"; docs/abi.md, "Lazy columns"). n must be
 // the block's size; each column is copied at most once per batch.
 func (s *State) Column(mem []byte, col, dst, n uint32) error {
+	if s.planning {
+		return s.fail(planRefused(ImportColumn))
+	}
 	if !s.inBatch || s.rec == nil {
 		return s.fail(abiErr("column call outside a batch"))
 	}
@@ -169,6 +184,7 @@ func (s *State) Column(mem []byte, col, dst, n uint32) error {
 	}
 	s.copied[col] = true
 	writeBlock(b, arr, code, v, vals, data)
+	s.wrote(dst, n)
 	return nil
 }
 
@@ -204,6 +220,9 @@ func (s *State) Output(mem []byte, ptr, n uint32) (uint32, error) {
 // Key interns a key and returns its id (import "key"). Interning the same
 // key twice returns the same id.
 func (s *State) Key(mem []byte, ptr, n uint32) (uint32, error) {
+	if s.planning {
+		return 0, s.fail(planRefused(ImportKey))
+	}
 	if int64(n) > int64(s.limits.MaxKeyBytes) {
 		return 0, s.fail(limitErr("key of %d bytes exceeds the limit of %d bytes", n, s.limits.MaxKeyBytes))
 	}
@@ -248,11 +267,17 @@ func (s *State) intern(k string) (uint32, error) {
 // Emit checks one emit call and hands its contributions to the batch's
 // EmitFunc (import "emit").
 func (s *State) Emit(mem []byte, output, rowsPtr, keysPtr, valuesPtr, count uint32) error {
+	if s.planning {
+		return s.fail(planRefused(ImportEmit))
+	}
 	if !s.inBatch {
 		return s.fail(abiErr("emit outside a batch"))
 	}
 	if int64(output) >= int64(len(s.outputs)) {
 		return s.fail(abiErr("emit to output id %d, but %d outputs are declared", output, len(s.outputs)))
+	}
+	if s.isBlock(output) {
+		return s.fail(abiErr("emit to block output %d: its vector comes through import result", output))
 	}
 	if int64(count) > s.limits.MaxEmits-s.emits {
 		return s.fail(limitErr("more than %d contributions", s.limits.MaxEmits))
