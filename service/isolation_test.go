@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,7 +71,7 @@ func TestPooledSandboxesRunJobs(t *testing.T) {
 	e.setupDemo(t)
 	op := e.client(t, "operator")
 	ex := examples.PM25Days() // per unit: one call per station-day
-	for k := range 8 { // 8 × ε 0.31 within the demo grant's cap
+	for k := range 8 {        // 8 × ε 0.31 within the demo grant's cap
 		if _, err := op.SubmitAndWait(ctx, client.Submission{Manifest: ex.Manifest, Module: ex.Module}, nil); err != nil {
 			t.Fatalf("job %d: %v", k, err)
 		}
@@ -105,10 +104,11 @@ func liveChildren(t *testing.T) []int {
 	return pids
 }
 
-// TestSandboxReuse: by default one operator's jobs of one module over one
-// dataset run one after the other in one sandbox process, which waits
-// between them (other scopes: runtime/isolate's TestReuse); with
-// NoSandboxReuse no sandbox outlives its job.
+// TestSandboxReuse: a sandbox may serve one operator's next instance of the
+// same module over the same data (runtime/isolate's TestReuse), but only
+// whole-batch instances, which run on mock data only; a sandbox that ran a
+// job's per-unit calls is never reused, so with reuse on or off none
+// outlives its job, and none the server.
 func TestSandboxReuse(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race binary does not fit a sandbox's address-space limit")
@@ -127,11 +127,8 @@ func TestSandboxReuse(t *testing.T) {
 			after = append(after, liveChildren(t))
 		}
 		t.Logf("reuse %v: live sandboxes after each job %v", reuse, after)
-		switch {
-		case reuse && (len(after[0]) != 1 || !slices.Equal(after[0], after[1]) || !slices.Equal(after[1], after[2])):
-			t.Errorf("one operator's three jobs did not share one waiting sandbox: %v", after)
-		case !reuse && (len(after[0])+len(after[1])+len(after[2]) != 0):
-			t.Errorf("sandboxes outlived their jobs without reuse: %v", after)
+		if len(after[0])+len(after[1])+len(after[2]) != 0 {
+			t.Errorf("sandboxes of per-unit jobs outlived their jobs: %v", after)
 		}
 		e.stop()
 		if left := liveChildren(t); len(left) != 0 {

@@ -49,10 +49,12 @@ func TestGroupsWasmer(t *testing.T) {
 	}
 }
 
-// TestGroupsCallTreeKilled: a loop-free call tree, which wazero cannot
-// stop at the CPU limit, is stopped by the watchdog's SIGKILL at the
-// caller's deadline + grace, and ends the run with cove.ErrDeadline.
-func TestGroupsCallTreeKilled(t *testing.T) {
+// TestGroupsCallTree: a loop-free call tree, which wazero can stop only at
+// loop heads, is stopped at the per-group CPU limit like a loop (the
+// rewrite puts an empty loop at every function's entry): only its group
+// fails, the run goes on. (The watchdog's SIGKILL stays the backstop of
+// every exchange: the hostile corpus.)
+func TestGroupsCallTree(t *testing.T) {
 	e := newEngine(t, testConfig().WithGrace(300*time.Millisecond))
 	ctx := context.Background()
 	m, err := e.Compile(ctx, groupsuite.WATFile(t, "leaky"))
@@ -66,24 +68,18 @@ func TestGroupsCallTreeKilled(t *testing.T) {
 	defer g.Close(ctx)
 	rec, bounds := groupsuite.Record([][]int64{{1}, {8 << 32}, {3}})
 	defer rec.Release()
-	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	start := time.Now()
 	sink := groupsuite.NewSink(t, g.KeyName, bounds)
-	err = g.RunGroups(rctx, rec, bounds, sink)
+	if err := g.RunGroups(rctx, rec, bounds, sink); err != nil {
+		t.Fatalf("a call tree in one group ended the run: %v", err)
+	}
 	took := time.Since(start)
-	if !errors.Is(err, cove.ErrDeadline) {
-		t.Fatalf("err = %v, want ErrDeadline", err)
+	if sink.Res[1] == nil || !sink.Res[1].Failed || sink.Res[0] == nil || sink.Res[0].Failed || sink.Res[2] == nil || sink.Res[2].Failed {
+		t.Fatalf("results %v: want group 1 failed, groups 0 and 2 given", sink.Res)
 	}
-	// Group 0's results may or may not have left the sandbox (it sends
-	// them in 64 KiB writes): the run failed anyway.
-	if sink.Res[1] != nil || sink.Res[2] != nil {
-		t.Errorf("results %v", sink.Res)
-	}
-	if took > 2*time.Second {
-		t.Errorf("the run ended %v after it started, past the deadline + grace", took)
-	}
-	t.Logf("stopped after %v (deadline 500ms, grace 300ms)", took)
+	t.Logf("the call tree's group failed; the run took %v (CPU limit 50 ms)", took)
 }
 
 // BenchmarkGroups is the cost of a unit in per-unit mode through a

@@ -129,6 +129,11 @@ func (w *rewriter) function(out, b []byte, params uint32) ([]byte, error) {
 
 	code := w.scratch[:0]
 	defer func() { w.scratch = code[:0] }()
+	// An empty loop first: wazero checks whether the instance was stopped
+	// (the per-group CPU limit) at loop heads only, so a loop-free call tree
+	// of exponential size could otherwise outrun the limit; entering this
+	// loop checks on every call, for one load and compare.
+	code = append(code, opLoop, blockEmpty, opEnd)
 	depth := 0
 	for {
 		if r.done() {
