@@ -7,6 +7,20 @@
 // per partition, and produces a [Release] exactly once. [Compose] gives the
 // privacy cost of several outputs, for the budget ledger.
 //
+// # How contributions arrive
+//
+// Three ways, one per accumulator: [Accumulator.Add] (and AddKey) takes one
+// unit's contributions as a stream, folded when [Accumulator.Seal] says the
+// units below a mark are complete (per-unit mode: one unit per guest call);
+// [Accumulator.AddUnits] takes contributions of hashed units in bulk and
+// bounds them at Release, bucket by bucket (a plan over units of several
+// rows; with L0 = L∞ = 1 one pass keeps, per unit, the contribution of
+// least keyed priority); [Accumulator.AddRows] takes rows that are each
+// their own unit and contribute at most once per output (a plan where the
+// catalog's unit is one row): clamping is the whole bounding and no
+// per-unit state is kept. [BlockAccumulator] releases the noisy mean of
+// block vectors (block mode, sample and aggregate).
+//
 // # Aggregates and noise
 //
 // count, sum, mean, variance, stddev, quantiles (several ranks from one
@@ -14,9 +28,10 @@
 // each with the Laplace or the Gaussian mechanism (Gaussian needs δ > 0). All
 // noise comes from google/differential-privacy (dpagg.BoundedSumInt64,
 // BoundedQuantiles, PreAggSelectPartition, Count; noise.Laplace and
-// noise.Gaussian): its secure, granularity-snapped geometric and binomial
-// sampling, drawn from crypto/rand on the host. The enclave never generates
-// noise itself.
+// noise.Gaussian, AddNoiseInt64 on the exact integer sums, with the
+// parameters dpagg.BoundedSumInt64 would use): its secure,
+// granularity-snapped geometric and binomial sampling, drawn from
+// crypto/rand on the host. The enclave never generates noise itself.
 //
 // # The grid
 //
@@ -26,7 +41,7 @@
 // (default: the smallest ≥ max(|Lower|, |Upper|)/2^24). A value is clamped
 // to the grid points inside [Lower, Upper] (Release.Lower and Upper report
 // them) and rounded to the nearest grid point; sums are int64 counts of g
-// with int64 noise (dpagg.BoundedSumInt64), so a released sum k·g lies on the
+// with int64 noise (noise.AddNoiseInt64), so a released sum k·g lies on the
 // grid exactly. A mean is mid + S̃·g/max(1, C̃) from a noisy count and a noisy
 // sum of values normalized around the grid midpoint (ε/2, δ/2 each, the
 // construction of dpagg.BoundedMean), clamped to the bounds and rounded to

@@ -3,6 +3,20 @@
 // a connector into the guest, routes the guest's contributions to the enclave
 // and commits the release. It is the only package that imports the others.
 //
+// # Modes
+//
+// A job runs on real data in one of three modes, each sound against an
+// arbitrary module (docs/privacy.md): plan (a data-blind plan, built at
+// submission from the manifest or the module's planning call, recorded
+// canonically with the job and evaluated natively: planMode), unit (the
+// module called once per privacy unit from a restored snapshot: unitMode)
+// and block (once per block of units, a clamped vector per block:
+// blockMode). Mode batch, whole batches to one guest, runs on mock data
+// only. Every mode reads the data through one pass (exec.go: the dataset
+// opened and checked, each row's unit, the deadline, the metering) and
+// hands contributions to a sink, the mechanism's side: the DP accumulators
+// (dp.go) or the HE weights (he.go).
+//
 // # The life of a job
 //
 //	submitted → admitted (ε reserved) → ran → released (ε debited)

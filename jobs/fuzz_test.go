@@ -15,6 +15,9 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(advanced))
 	f.Add(examples.AirQuality().Manifest)
 	f.Add(examples.Adult().Manifest)
+	f.Add(examples.PM25Days().Manifest)
+	f.Add(examples.PM25Regress().Manifest)
+	f.Add([]byte(manifestPlan))
 	f.Add([]byte(`{"version": 1, "outputs": [{"group_by": [{"values": ["a", "a"]}]}]}`))
 	f.Add([]byte("version: 1\noutputs: &a [*a]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -25,7 +28,7 @@ func FuzzParseManifest(f *testing.F) {
 			}
 			return
 		}
-		if len(m.Specs()) == 0 || len(m.OutputNames()) != len(m.Specs()) || !(m.Epsilon() > 0) {
+		if len(m.Specs())+len(m.Blocks()) == 0 || len(m.OutputNames()) != len(m.Specs())+len(m.Blocks()) || !(m.Epsilon() > 0) {
 			t.Fatalf("accepted an inconsistent manifest: %+v", m.Literal())
 		}
 	})
