@@ -146,9 +146,21 @@ func Run(ctx context.Context, opt RunOptions) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Release: rel, Emits: map[string]int64{}, Dropped: map[string]int64{}}
-	fmt.Fprintln(out, "--- contributions, row by row (mock data only) ---")
-	if err := trace(ctx, eng, m, opt.Module, rec, opt.MaxTrace, res, out); err != nil {
-		return res, err
+	switch mode := m.Mode(); {
+	case job.Plan != "":
+		fmt.Fprintf(out, "--- the plan (%s) ---\n%s\n", job.PlanSHA256, job.Plan)
+	case mode == jobs.ModeBlock:
+		fmt.Fprintln(out, "(mode block: one vector per block, clamped; no row-by-row trace)")
+	}
+	if opt.Module != nil && m.Mode() != jobs.ModeBlock && len(lit.Columns) > 0 {
+		// The module over the whole mock table at once: a trace of what it
+		// emits for which row (in mode unit the host calls it once per unit
+		// instead; the contributions are the same for a job that keeps no
+		// state across calls).
+		fmt.Fprintln(out, "--- contributions, row by row (mock data only) ---")
+		if err := trace(ctx, eng, m, opt.Module, rec, opt.MaxTrace, res, out); err != nil {
+			return res, err
+		}
 	}
 	fmt.Fprintln(out, "--- release on mock data (values are synthetic; noise and bounds are real) ---")
 	for _, o := range rel.Outputs {
