@@ -69,7 +69,45 @@ func exactAggregates(t *testing.T, dir string) map[string]map[string]float64 {
 			add("hours_mean", c["occupation"].str(i), float64(c["hours-per-week"].i64(i)))
 		}
 	})
-	exact := map[string]map[string]float64{}
+	// days_by_category: per station-day, the mean of ≥ 18 non-null readings
+	// and its AQI category (examples/c/pm25days/job.c).
+	type day struct {
+		st   string
+		y    int64
+		m, d int64
+	}
+	days := map[day]*acc{}
+	read("beijing-air-quality", []string{"station", "year", "month", "day", "PM2.5"}, func(c map[string]arrayAt, i int) {
+		if c["PM2.5"].IsNull(i) {
+			return
+		}
+		k := day{c["station"].str(i), c["year"].i64(i), c["month"].i64(i), c["day"].i64(i)}
+		a := days[k]
+		if a == nil {
+			a = &acc{}
+			days[k] = a
+		}
+		a.sum += c["PM2.5"].f64(i)
+		a.n++
+	})
+	categories := map[string]float64{}
+	for k, a := range days {
+		if a.n < 18 {
+			continue
+		}
+		m, cat := a.sum/a.n, "severely-polluted"
+		for _, b := range []struct {
+			upTo float64
+			name string
+		}{{35, "excellent"}, {75, "good"}, {115, "lightly-polluted"}, {150, "moderately-polluted"}, {250, "heavily-polluted"}} {
+			if m <= b.upTo {
+				cat = b.name
+				break
+			}
+		}
+		categories[k.st+"|"+strconv.FormatInt(k.y, 10)+"|"+cat]++
+	}
+	exact := map[string]map[string]float64{"days_by_category": categories}
 	for out, m := range sums {
 		exact[out] = map[string]float64{}
 		for k, a := range m {
@@ -108,11 +146,18 @@ func TestDemoEndToEnd(t *testing.T) {
 	t.Log(out.String())
 	exact := exactAggregates(t, dir)
 
-	if len(res.Releases) != 2 {
-		t.Fatalf("%d releases, want 2", len(res.Releases))
+	if len(res.Releases) != 4 {
+		t.Fatalf("%d releases, want 4 (two plan jobs, a per-unit and a block job)", len(res.Releases))
 	}
+	wantModes := []string{jobs.ModePlan, jobs.ModePlan, jobs.ModeUnit, jobs.ModeBlock}
+	for i, rel := range res.Releases {
+		if rel.Mode != wantModes[i] {
+			t.Errorf("release %d ran in mode %q, want %q", i, rel.Mode, wantModes[i])
+		}
+	}
+	checkCoefficients(t, dir, res.Releases[3])
 	checked := 0
-	for _, rel := range res.Releases {
+	for _, rel := range res.Releases[:3] {
 		for _, o := range rel.Outputs {
 			for _, r := range o.Rows {
 				key := strings.Join(r.Key, "|")
@@ -132,8 +177,9 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 	// 57 station-years with data (2013 Mar–2017 Feb at 12 stations: 12×5 minus none)
-	// plus 16 education levels and 14 occupations.
-	if checked < 60+16+14-5 {
+	// plus 16 education levels and 14 occupations, plus station-year
+	// categories with days.
+	if checked < 60+16+14-5+100 {
 		t.Errorf("only %d released values had an exact counterpart", checked)
 	}
 	t.Logf("%d released values within 6σ of the exact aggregate", checked)
@@ -148,15 +194,17 @@ func TestDemoEndToEnd(t *testing.T) {
 	if !errors.Is(res.Rejections[0], cove.ErrBudgetExceeded) || !errors.Is(res.Rejections[1], cove.ErrOutOfScope) {
 		t.Errorf("rejection categories: %v / %v", res.Rejections[0], res.Rejections[1])
 	}
-	for name, want := range map[string]float64{"beijing-air-quality": 0.5, "adult": 0.6} {
+	// Air quality: the plan job 0.5, the per-unit job 0.3 and the block job
+	// 0.5, each of those two plus 0.01 for its noisy count of failures.
+	for name, want := range map[string]float64{"beijing-air-quality": 0.5 + 0.31 + 0.51, "adult": 0.6} {
 		if b := res.Budgets[name]; math.Abs(b.Spent-want) > 1e-9 || b.Reserved != 0 {
 			t.Errorf("budget %s = %+v, want spent %g", name, b, want)
 		}
 	}
-	// registered ×2, granted; the air job submitted/admitted/ran/released; the
-	// Adult job (conditional data) submitted/queued/reviewed/ran/released; each
-	// refused job submitted/rejected.
-	if want := uint64(2 + 1 + 4 + 5 + 2*2); res.Ledger.Size != want {
+	// registered ×2, granted; the three air jobs submitted/admitted/ran/released;
+	// the Adult job (conditional data) submitted/queued/reviewed/ran/released;
+	// each refused job submitted/rejected.
+	if want := uint64(2 + 1 + 3*4 + 5 + 2*2); res.Ledger.Size != want {
 		t.Errorf("ledger has %d entries, want %d", res.Ledger.Size, want)
 	}
 	for _, want := range []string{"ledger verified", "budget_exceeded", "column_not_granted", "Aotizhongxin", "Doctorate"} {
@@ -164,4 +212,107 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
+}
+
+// checkCoefficients checks the block job's release (mode block, 1,000
+// blocks of station-days, OLS of PM2.5 on TEMP, DEWP and WSPM per block) against
+// the same estimator computed natively on 1,000 blocks of another split: the
+// mean over blocks of each block's clamped coefficients, within 6 noise σ
+// plus 6 standard errors of that mean (the job's split is secret, so the
+// two means differ by the split too).
+func checkCoefficients(t *testing.T, dir string, rel *jobs.Release) {
+	t.Helper()
+	const k = 1000
+	bounds := [][2]float64{{0, 300}, {-15, 5}, {-5, 15}, {-25, 5}} // the manifest's
+	type day struct {
+		st      string
+		y, m, d int64
+	}
+	var xs [k][][4]float64 // per block: rows of (PM2.5, TEMP, DEWP, WSPM)
+	r, err := connectors.OpenFile(filepath.Join(dir, "datasets", "beijing-air-quality.parquet"),
+		connectors.Options{Columns: []string{"station", "year", "month", "day", "PM2.5", "TEMP", "DEWP", "WSPM"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	for r.Next() {
+		rec := r.RecordBatch()
+		c := func(j int) arrayAt { return arrayAt{rec.Column(j)} }
+		for i := range int(rec.NumRows()) {
+			if c(4).IsNull(i) || c(5).IsNull(i) || c(6).IsNull(i) || c(7).IsNull(i) {
+				continue
+			}
+			key := day{c(0).str(i), c(1).i64(i), c(2).i64(i), c(3).i64(i)}
+			h := uint64(14695981039346656037)
+			for _, b := range []byte(key.st + "|" + strconv.FormatInt(key.y*10000+key.m*100+key.d, 10)) {
+				h = (h ^ uint64(b)) * 1099511628211
+			}
+			xs[h%k] = append(xs[h%k], [4]float64{c(4).f64(i), c(5).f64(i), c(6).f64(i), c(7).f64(i)})
+		}
+	}
+	var sum, sq [4]float64
+	for _, rows := range xs {
+		beta, ok := ols(rows)
+		if !ok {
+			beta = [4]float64{140, -4, 4, -5} // the manifest's default: a block whose fit fails
+		}
+		for j := range 4 {
+			v := min(max(beta[j], bounds[j][0]), bounds[j][1])
+			sum[j] += v
+			sq[j] += v * v
+		}
+	}
+	o := rel.Outputs[0]
+	if o.Aggregate != "block_mean" || len(o.Rows) != 4 {
+		t.Fatalf("block release %+v", o)
+	}
+	for j, row := range o.Rows {
+		mean := sum[j] / k
+		se := math.Sqrt(max(sq[j]/k-mean*mean, 0) / k)
+		if d := math.Abs(row.Value - mean); d > 6*row.NoiseStdDev+6*se {
+			t.Errorf("%s: released %.3f, native mean over blocks %.3f (σ %.3f, se %.3f)", row.Key[0], row.Value, mean, row.NoiseStdDev, se)
+		}
+		t.Logf("coefficient %s: released %.3f, native mean over 1,000 blocks %.3f (σ %.3f, se %.3f)", row.Key[0], row.Value, mean, row.NoiseStdDev, se)
+	}
+}
+
+// ols fits y = b0 + b1·x1 + b2·x2 + b3·x3 by least squares over rows of
+// (y, x1, x2, x3) (normal equations, Gaussian elimination); false when the
+// system is singular.
+func ols(rows [][4]float64) ([4]float64, bool) {
+	var a [4][5]float64
+	for _, r := range rows {
+		x := [4]float64{1, r[1], r[2], r[3]}
+		for i := range 4 {
+			for j := range 4 {
+				a[i][j] += x[i] * x[j]
+			}
+			a[i][4] += x[i] * r[0]
+		}
+	}
+	for c := range 4 {
+		p := c
+		for i := c + 1; i < 4; i++ {
+			if math.Abs(a[i][c]) > math.Abs(a[p][c]) {
+				p = i
+			}
+		}
+		if math.Abs(a[p][c]) < 1e-9 {
+			return [4]float64{}, false
+		}
+		a[c], a[p] = a[p], a[c]
+		for i := range 4 {
+			if i != c {
+				f := a[i][c] / a[c][c]
+				for j := c; j < 5; j++ {
+					a[i][j] -= f * a[c][j]
+				}
+			}
+		}
+	}
+	var b [4]float64
+	for i := range 4 {
+		b[i] = a[i][4] / a[i][i]
+	}
+	return b, len(rows) >= 8
 }
