@@ -42,8 +42,9 @@ func (m *Manifest) outputSpecs() []plan.OutputSpec {
 	for i, o := range m.lit.Outputs {
 		uses := o.Aggregate != string(enclave.Count)
 		if m.lit.Mechanism == policy.MechanismHE {
-			// HE weights: 1 per row unless the plan gives one.
-			uses = false
+			// HE weights: 1 per row in its group, but for a weighted sum
+			// the plan's value.
+			uses = o.Aggregate == "weighted_sum"
 		}
 		s := plan.OutputSpec{Name: o.Name, Aggregate: o.Aggregate, UsesValue: uses}
 		for _, g := range o.GroupBy {

@@ -35,7 +35,7 @@ const clientUsage = `over the API (-server URL or $COVE_SERVER, -token T or $COV
                  (no module: a plan written in the manifest)
   cove job upload -module FILE   (prints the sha256 that submissions may name instead of sending the module)
   cove job status ID | get ID (with its plan) | wait ID | events ID | release ID | cancel ID [-reason TEXT] | list [-state S] | dry-run -manifest F [-module F]
-  cove job run -mock -manifest FILE -module FILE [-rows N] [-seed N] [-dataset-file DATASET.json]
+  cove job run -mock -manifest FILE [-module FILE] [-rows N] [-seed N] [-dataset-file DATASET.json]
   cove review list | approve ID -reason TEXT | reject ID -reason TEXT             (with -server)
   cove ledger verify [-key F] [-checkpoint F] | prove (-seq N | -from CHECKPOINT_FILE) | checkpoint | key | entries  (with -server)
   cove statement [-month YYYY-MM] [-operator OP]                                   (with -server)
