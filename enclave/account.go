@@ -155,6 +155,12 @@ func Compose(specs []Spec) (Cost, error) {
 			}
 		}
 	}
+	return zcdp(c, gEps, gDelta, rho)
+}
+
+// zcdp finishes a composition c whose Gaussian primitives spend gEps and
+// gDelta in basic composition and rho in zCDP: the smaller ε is kept.
+func zcdp(c Cost, gEps, gDelta, rho float64) (Cost, error) {
 	if rho > 0 && gDelta > 0 && gDelta < 1 {
 		if z := RhoToEpsilon(rho, gDelta); z < gEps {
 			c.Epsilon -= gEps - z

@@ -194,15 +194,7 @@ func ComposeBlocks(specs []BlockSpec) (Cost, error) {
 			}
 		}
 	}
-	if rho > 0 && gDelta > 0 && gDelta < 1 {
-		if z := RhoToEpsilon(rho, gDelta); z < gEps {
-			c.Epsilon -= gEps - z
-		}
-	}
-	if !finiteNum(c.Epsilon) || !(c.Delta < 1) {
-		return Cost{}, fmt.Errorf("%w: enclave: composed cost (ε %g, δ %g) is out of range", cove.ErrInvalid, c.Epsilon, c.Delta)
-	}
-	return c, nil
+	return zcdp(c, gEps, gDelta, rho)
 }
 
 // BlockAccumulator collects the block vectors of one block output and

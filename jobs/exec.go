@@ -151,6 +151,14 @@ func (x *pass) ids(rec arrow.RecordBatch, first int64) ([]uint64, error) {
 	return h, nil
 }
 
+// call runs f, a guest call, counting its time.
+func (x *pass) call(f func() error) error {
+	t0 := time.Now()
+	err := f()
+	x.guest += time.Since(t0)
+	return err
+}
+
 // batch meters one batch read.
 func (x *pass) batch(n int) {
 	x.meter.Rows += int64(n)

@@ -198,9 +198,7 @@ func (um unitMode) run(ctx context.Context, x *pass, s sink) error {
 			}
 			gs.base = uint64(first)
 			g := project(rec, len(x.m.lit.Columns))
-			t0 := time.Now()
-			err := inst.RunGroups(ctx, g, bounds, gs)
-			x.guest += time.Since(t0)
+			err := x.call(func() error { return inst.RunGroups(ctx, g, bounds, gs) })
 			g.Release()
 			if err != nil {
 				return err
@@ -219,11 +217,9 @@ func (um unitMode) run(ctx context.Context, x *pass, s sink) error {
 	order := all.byUnit()
 	// Consecutive units, whole, up to maxChunkRows per call.
 	var unit uint64
-	return all.chunks(order, func(start, end int) uint64 { return all.ids[order[start]] }, func(rec arrow.RecordBatch, rows []int64, bounds []uint32) error {
+	return all.chunks(order, func(i int) uint64 { return all.ids[order[i]] }, func(rec arrow.RecordBatch, rows []int64, bounds []uint32) error {
 		gs.base, gs.rows = unit, rows
-		t0 := time.Now()
-		err := inst.RunGroups(ctx, rec, bounds, gs)
-		x.guest += time.Since(t0)
+		err := x.call(func() error { return inst.RunGroups(ctx, rec, bounds, gs) })
 		unit += uint64(len(bounds) - 1)
 		s.seal(unit)
 		return err
@@ -251,16 +247,13 @@ func (bm blockMode) run(ctx context.Context, x *pass, s sink) error {
 		block[i] = uint32((mix64(id^key) >> 1) % uint64(bm.blocks))
 	}
 	order := countingSort(block, bm.blocks)
-	return all.chunks(order, func(start, end int) uint64 { return uint64(block[order[start]]) }, func(rec arrow.RecordBatch, rows []int64, bounds []uint32) error {
+	return all.chunks(order, func(i int) uint64 { return uint64(block[order[i]]) }, func(rec arrow.RecordBatch, rows []int64, bounds []uint32) error {
 		gs.rows = rows
 		gs.blocks = gs.blocks[:0]
 		for g := range len(bounds) - 1 {
 			gs.blocks = append(gs.blocks, int(block[rows[bounds[g]]])) // rows are gathered rows
 		}
-		t0 := time.Now()
-		err := inst.RunGroups(ctx, rec, bounds, gs)
-		x.guest += time.Since(t0)
-		return err
+		return x.call(func() error { return inst.RunGroups(ctx, rec, bounds, gs) })
 	}, func() { s.failed() })
 }
 
@@ -398,14 +391,13 @@ func countingSort(key []uint32, k int) []uint32 {
 	return order
 }
 
-// chunks walks the rows in order, grouped by groupOf (equal for a group's
-// rows, which are consecutive in order), and calls run with records of
-// whole groups (up to maxChunkRows rows, or one larger group), the table
-// row of each of their rows and the group bounds. A group past
-// maxGroupRows is not run: tooBig is called for it.
-func (g *gathered) chunks(order []uint32, groupOf func(start, end int) uint64, run func(rec arrow.RecordBatch, rows []int64, bounds []uint32) error, tooBig func()) error {
+// chunks walks the rows in order, grouped by key (equal for a group's
+// rows, which are consecutive in order: key(i) is the group of order[i]),
+// and calls run with records of whole groups (up to maxChunkRows rows, or
+// one larger group), the gathered row of each of their rows and the group
+// bounds. A group past maxGroupRows is not run: tooBig is called for it.
+func (g *gathered) chunks(order []uint32, key func(i int) uint64, run func(rec arrow.RecordBatch, rows []int64, bounds []uint32) error, tooBig func()) error {
 	n := len(order)
-	key := func(i int) uint64 { return groupOf(i, i+1) }
 	var bounds []uint32
 	var rows []int64
 	flush := func(from, to int) error {
@@ -529,9 +521,7 @@ func (batchMode) run(ctx context.Context, x *pass, s sink) error {
 			return s.units(e.Output, us, ps, vs)
 		}
 		g := project(rec, len(x.m.lit.Columns))
-		t0 := time.Now()
-		err = inst.ProcessBatchRuns(ctx, g, emit)
-		x.guest += time.Since(t0)
+		err = x.call(func() error { return inst.ProcessBatchRuns(ctx, g, emit) })
 		g.Release()
 		if err != nil {
 			return err
