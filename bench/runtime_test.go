@@ -24,7 +24,9 @@ import (
 // TestMain lets this test binary serve as the isolated engine's sandbox.
 func TestMain(m *testing.M) {
 	isolate.ServeIfChild()
-	os.Exit(m.Run())
+	code := m.Run()
+	removeModeData()
+	os.Exit(code)
 }
 
 // runtimeRows is the size of the runtime benchmarks' table.
