@@ -9,7 +9,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/compute"
 
 	"github.com/covedata/cove"
 	"github.com/covedata/cove/plan"
@@ -258,12 +257,14 @@ func (bm blockMode) run(ctx context.Context, x *pass, s sink) error {
 }
 
 // gathered is a dataset read whole for per-unit or block calls: the guest's
-// columns, concatenated, and each row's unit id.
+// columns as the batches came (parts[c][b]), where each gathered row is
+// (batch<<32 | row), and each row's unit id.
 type gathered struct {
-	x    *pass
-	cols []arrow.Array
-	sch  *arrow.Schema
-	ids  []uint64
+	x     *pass
+	parts [][]arrow.Array
+	sch   *arrow.Schema // of the gathered records (dictionaries as utf8)
+	where []uint64
+	ids   []uint64
 }
 
 // maxGatherBytes bounds what per-unit and block modes hold in memory.
@@ -276,73 +277,63 @@ func (x *pass) gather(ctx context.Context) (*gathered, error) {
 	}
 	defer rd.Release()
 	ncol := len(x.m.lit.Columns)
-	parts := make([][]arrow.Array, ncol)
-	g := &gathered{x: x}
-	release := func() {
-		for _, ps := range parts {
-			for _, a := range ps {
-				a.Release()
-			}
-		}
+	g := &gathered{x: x, parts: make([][]arrow.Array, ncol)}
+	if n := x.d.Rows; n > 0 && n < 1<<32 {
+		g.where, g.ids = make([]uint64, 0, n), make([]uint64, 0, n)
 	}
 	var size int64
 	var first int64
-	for rd.Next() {
+	for b := uint64(0); rd.Next(); b++ {
 		rec := rd.RecordBatch()
 		n := int(rec.NumRows())
 		ids, err := x.ids(rec, first)
 		if err != nil {
-			release()
+			g.release()
 			return nil, err
 		}
 		g.ids = append(g.ids, ids...)
+		for r := range n {
+			g.where = append(g.where, b<<32|uint64(r))
+		}
 		for c := range ncol {
 			a := rec.Column(c)
 			a.Retain()
-			parts[c] = append(parts[c], a)
-			size += int64(a.Data().Len()) * 8 // an estimate; the true size is in the buffers
-			for _, b := range a.Data().Buffers() {
-				if b != nil {
-					size += int64(b.Len())
+			g.parts[c] = append(g.parts[c], a)
+			for _, buf := range a.Data().Buffers() {
+				if buf != nil {
+					size += int64(buf.Len())
 				}
 			}
 		}
+		size += int64(n) * 16 // where and ids
 		if g.sch == nil {
-			g.sch = arrow.NewSchema(rec.Schema().Fields()[:ncol], nil)
+			fields := slices.Clone(rec.Schema().Fields()[:ncol])
+			for i := range fields {
+				fields[i].Type = gatheredType(fields[i].Type)
+			}
+			g.sch = arrow.NewSchema(fields, nil)
 		}
 		if size > maxGatherBytes {
-			release()
+			g.release()
 			return nil, fmt.Errorf("%w: mode %s holds the dataset in memory: more than %d bytes", cove.ErrLimit, x.m.lit.Mode, int64(maxGatherBytes))
 		}
 		x.batch(n)
 		first += int64(n)
 	}
 	if err := rd.Err(); err != nil {
-		release()
+		g.release()
 		return nil, err
 	}
-	if g.sch == nil {
-		return g, nil // no rows
-	}
-	mem := compute.GetAllocator(compute.WithAllocator(ctx, x.r.cfg.alloc))
-	for c := range ncol {
-		a, err := array.Concatenate(parts[c], mem)
-		if err != nil {
-			release()
-			g.release()
-			return nil, fmt.Errorf("jobs: gather column %q: %w", x.m.lit.Columns[c], err)
-		}
-		g.cols = append(g.cols, a)
-	}
-	release()
 	return g, nil
 }
 
 func (g *gathered) release() {
-	for _, a := range g.cols {
-		a.Release()
+	for _, ps := range g.parts {
+		for _, a := range ps {
+			a.Release()
+		}
 	}
-	g.cols = nil
+	g.parts = nil
 }
 
 // byUnit orders the gathered rows by unit id, stably (LSD radix sort).
@@ -404,13 +395,7 @@ func (g *gathered) chunks(order []uint32, key func(i int) uint64, run func(rec a
 		if to == from {
 			return nil
 		}
-		idx := array.NewUint32Builder(g.x.r.cfg.alloc)
-		idx.AppendValues(order[from:to], nil)
-		ia := idx.NewUint32Array()
-		idx.Release()
-		defer ia.Release()
-		ctx := compute.WithAllocator(context.Background(), g.x.r.cfg.alloc)
-		cols := make([]arrow.Array, len(g.cols))
+		cols := make([]arrow.Array, len(g.parts))
 		defer func() {
 			for _, c := range cols {
 				if c != nil {
@@ -418,10 +403,10 @@ func (g *gathered) chunks(order []uint32, key func(i int) uint64, run func(rec a
 				}
 			}
 		}()
-		for c, a := range g.cols {
-			t, err := compute.TakeArray(ctx, a, ia)
+		for c, srcs := range g.parts {
+			t, err := takeRows(g.x.r.cfg.alloc, srcs, g.where, order[from:to])
 			if err != nil {
-				return fmt.Errorf("jobs: gather rows: %w", err)
+				return err
 			}
 			cols[c] = t
 		}

@@ -1,0 +1,135 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/covedata/cove"
+)
+
+// TestTakeRowsMatchesArrow: gathering rows from per-batch arrays gives what
+// arrow-go's Concatenate and compute.Take give (dictionaries decoded to
+// utf8), for every type guests are given, with nulls and sliced arrays.
+func TestTakeRowsMatchesArrow(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	r := rand.New(rand.NewPCG(5, 6))
+	build := func(kind string, n int) arrow.Array {
+		var b array.Builder
+		switch kind {
+		case "int64":
+			b = array.NewInt64Builder(mem)
+		case "int32":
+			b = array.NewInt32Builder(mem)
+		case "float64":
+			b = array.NewFloat64Builder(mem)
+		case "bool":
+			b = array.NewBooleanBuilder(mem)
+		case "utf8":
+			b = array.NewStringBuilder(mem)
+		case "dict":
+			b = array.NewDictionaryBuilder(mem, &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int16, ValueType: arrow.BinaryTypes.String})
+		case "date32":
+			b = array.NewDate32Builder(mem)
+		case "timestamp":
+			b = array.NewTimestampBuilder(mem, &arrow.TimestampType{Unit: arrow.Millisecond})
+		}
+		defer b.Release()
+		for range n {
+			if r.IntN(7) == 0 {
+				b.AppendNull()
+				continue
+			}
+			v := r.IntN(50)
+			switch b := b.(type) {
+			case *array.Int64Builder:
+				b.Append(int64(v) - 20)
+			case *array.Int32Builder:
+				b.Append(int32(v))
+			case *array.Float64Builder:
+				b.Append(float64(v) / 3)
+			case *array.BooleanBuilder:
+				b.Append(v%2 == 0)
+			case *array.StringBuilder:
+				b.Append(string(rune('a'+v%26)) + "x")
+			case *array.BinaryDictionaryBuilder:
+				b.AppendString([]string{"Dongsi", "Tiantan", "Wanliu"}[v%3])
+			case *array.Date32Builder:
+				b.Append(arrow.Date32(v))
+			case *array.TimestampBuilder:
+				b.Append(arrow.Timestamp(v * 1000))
+			}
+		}
+		return b.NewArray()
+	}
+	for _, kind := range []string{"int64", "int32", "float64", "bool", "utf8", "dict", "date32", "timestamp"} {
+		t.Run(kind, func(t *testing.T) {
+			var srcs []arrow.Array
+			var where []uint64
+			for b := range 4 {
+				a := build(kind, 40+b)
+				if b == 2 { // a sliced batch
+					s := array.NewSlice(a, 3, int64(a.Len()-2))
+					a.Release()
+					a = s
+				}
+				srcs = append(srcs, a)
+				for row := range a.Len() {
+					where = append(where, uint64(b)<<32|uint64(row))
+				}
+			}
+			defer func() {
+				for _, a := range srcs {
+					a.Release()
+				}
+			}()
+			idx := make([]uint32, 100)
+			for i := range idx {
+				idx[i] = uint32(r.IntN(len(where)))
+			}
+			got, err := takeRows(mem, srcs, where, idx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer got.Release()
+			all, err := array.Concatenate(srcs, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer all.Release()
+			ib := array.NewUint32Builder(mem)
+			ib.AppendValues(idx, nil)
+			ia := ib.NewArray()
+			ib.Release()
+			defer ia.Release()
+			want, err := compute.TakeArray(compute.WithAllocator(context.Background(), mem), all, ia)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer want.Release()
+			if !arrow.TypeEqual(got.DataType(), gatheredType(want.DataType())) || got.Len() != want.Len() || got.NullN() != want.NullN() {
+				t.Fatalf("got %s of %d (%d nulls), want %s of %d (%d nulls)", got.DataType(), got.Len(), got.NullN(), want.DataType(), want.Len(), want.NullN())
+			}
+			for i := range got.Len() {
+				if got.IsNull(i) != want.IsNull(i) || (!got.IsNull(i) && got.ValueStr(i) != want.ValueStr(i)) {
+					t.Fatalf("row %d: got %q, want %q", i, got.ValueStr(i), want.ValueStr(i))
+				}
+			}
+		})
+	}
+	f := array.NewFloat32Builder(mem)
+	f.Append(1)
+	a := f.NewArray()
+	f.Release()
+	defer a.Release()
+	if _, err := takeRows(mem, []arrow.Array{a}, []uint64{0}, []uint32{0}); !errors.Is(err, cove.ErrInvalid) {
+		t.Fatalf("a float32 column: %v", err)
+	}
+}
