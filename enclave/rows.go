@@ -15,8 +15,13 @@ const maxRowsPerCall = 1 << 20
 // rowTotals are the per-partition totals of one AddRows call.
 type rowTotals struct {
 	n, s1, s2 []int64
-	touched   []int32 // partitions with n > 0, in first-touch order
+	touched   []int32 // with many partitions: those with n > 0, in first-touch order
 }
+
+// fewParts is how many partitions an output may have for AddRows to flush
+// them all after a call (no touched list kept per row: the hot loops of
+// count, sum and mean then do two adds per row).
+const fewParts = 4096
 
 func (t *rowTotals) size(parts int) {
 	if len(t.n) < parts {
@@ -82,6 +87,15 @@ func (a *Accumulator) addRows(parts []int32, values []float64) error {
 	midU, _ := p.mid()
 	switch p.Aggregate {
 	case Count:
+		if nparts <= fewParts {
+			n := t.n[:nparts]
+			for _, q := range parts {
+				if q >= 0 {
+					n[q]++
+				}
+			}
+			break
+		}
 		for _, q := range parts {
 			if q < 0 {
 				continue
@@ -95,6 +109,24 @@ func (a *Accumulator) addRows(parts []int32, values []float64) error {
 		off := int64(0)
 		if p.Aggregate == Mean {
 			off = midU
+		}
+		if nparts <= fewParts {
+			n, s1 := t.n[:nparts], t.s1[:nparts]
+			for i, q := range parts {
+				if q < 0 {
+					continue
+				}
+				v := values[i]
+				if v != v {
+					continue
+				}
+				// Round half away from zero onto the grid; x lies within the
+				// grid points of the bounds, so the result stays inside them.
+				x := min(max(v, lower), upper) * inv
+				n[q]++
+				s1[q] += int64(x+math.Copysign(0.5, x)) - off
+			}
+			break
 		}
 		for i, q := range parts {
 			if q < 0 {
@@ -159,6 +191,13 @@ func (a *Accumulator) addRows(parts []int32, values []float64) error {
 // flushRows hands one call's totals to the partitions' sums and selectors.
 func (a *Accumulator) flushRows() error {
 	t := &a.rows
+	if n := len(a.aggs); n <= fewParts && (a.p.Aggregate == Count || a.p.Aggregate == Sum || a.p.Aggregate == Mean) {
+		for q := range int32(n) {
+			if t.n[q] != 0 {
+				t.touched = append(t.touched, q)
+			}
+		}
+	}
 	for _, q := range t.touched {
 		n, s1, s2 := t.n[q], t.s1[q], t.s2[q]
 		t.n[q], t.s1[q], t.s2[q] = 0, 0, 0

@@ -138,6 +138,9 @@ func newGroupSink(s sink, inst wasm.GroupInstance, outputs int) *groupSink {
 func (g *groupSink) Emit(group int, e wasm.Emission) error {
 	cache := g.keyPart[e.Output]
 	for j, row := range e.Rows {
+		if int(row) >= len(g.rows) {
+			return fmt.Errorf("%w: a contribution to output %d names a row the host did not give", cove.ErrInvalid, e.Output)
+		}
 		p, ok := cache[e.Keys[j]]
 		if !ok {
 			var err error
@@ -245,15 +248,86 @@ func (bm blockMode) run(ctx context.Context, x *pass, s sink) error {
 	for i, id := range all.ids {
 		block[i] = uint32((mix64(id^key) >> 1) % uint64(bm.blocks))
 	}
-	order := countingSort(block, bm.blocks)
-	return all.chunks(order, func(i int) uint64 { return uint64(block[order[i]]) }, func(rec arrow.RecordBatch, rows []int64, bounds []uint32) error {
-		gs.rows = rows
-		gs.blocks = gs.blocks[:0]
-		for g := range len(bounds) - 1 {
-			gs.blocks = append(gs.blocks, int(block[rows[bounds[g]]])) // rows are gathered rows
+	if len(block) == 0 {
+		return nil
+	}
+	// Each row's place in block order (a stable counting sort), the columns
+	// scattered there in one pass, then the blocks as slices of them.
+	start := make([]int, bm.blocks+1)
+	for _, b := range block {
+		start[b+1]++
+	}
+	for b := 1; b <= bm.blocks; b++ {
+		start[b] += start[b-1]
+	}
+	dest := make([]uint32, len(block))
+	next := slices.Clone(start)
+	for i, b := range block {
+		dest[i] = uint32(next[b])
+		next[b]++
+	}
+	gat, err := newGatherer(all.parts)
+	if err != nil {
+		return err
+	}
+	cols, err := gat.scatter(x.r.cfg.alloc, dest)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range cols {
+			c.Release()
 		}
+	}()
+	// Calls of whole blocks, up to maxChunkRows rows each (or one larger
+	// block); a block past maxGroupRows fails without a call.
+	var bounds []uint32
+	from := 0 // first block of the call
+	run := func(to int) error {
+		if to == from {
+			return nil
+		}
+		lo, hi := start[from], start[to]
+		// One group per block with rows: an empty block gets no call and
+		// counts as its output's default. Block outputs take no rows.
+		bounds, gs.blocks, gs.rows = append(bounds[:0], 0), gs.blocks[:0], nil
+		for b := from; b < to; b++ {
+			if start[b+1] > start[b] {
+				bounds = append(bounds, uint32(start[b+1]-lo))
+				gs.blocks = append(gs.blocks, b)
+			}
+		}
+		if len(gs.blocks) == 0 {
+			return nil
+		}
+		sliced := make([]arrow.Array, len(cols))
+		for c, a := range cols {
+			sliced[c] = array.NewSlice(a, int64(lo), int64(hi))
+		}
+		rec := array.NewRecordBatch(all.sch, sliced, int64(hi-lo))
+		for _, a := range sliced {
+			a.Release()
+		}
+		defer rec.Release()
 		return x.call(func() error { return inst.RunGroups(ctx, rec, bounds, gs) })
-	}, func() { s.failed() })
+	}
+	for b := 0; b < bm.blocks; b++ {
+		size := start[b+1] - start[b]
+		switch {
+		case size > maxGroupRows:
+			if err := run(b); err != nil {
+				return err
+			}
+			s.failed()
+			from = b + 1
+		case start[b+1]-start[from] > maxChunkRows && b > from:
+			if err := run(b); err != nil {
+				return err
+			}
+			from = b
+		}
+	}
+	return run(bm.blocks)
 }
 
 // gathered is a dataset read whole for per-unit or block calls: the guest's
@@ -365,23 +439,6 @@ func (g *gathered) byUnit() []uint32 {
 	return order
 }
 
-// countingSort orders rows by their key in [0, k), stably.
-func countingSort(key []uint32, k int) []uint32 {
-	count := make([]int, k+1)
-	for _, b := range key {
-		count[b+1]++
-	}
-	for b := 1; b <= k; b++ {
-		count[b] += count[b-1]
-	}
-	order := make([]uint32, len(key))
-	for i, b := range key {
-		order[count[b]] = uint32(i)
-		count[b]++
-	}
-	return order
-}
-
 // chunks walks the rows in order, grouped by key (equal for a group's
 // rows, which are consecutive in order: key(i) is the group of order[i]),
 // and calls run with records of whole groups (up to maxChunkRows rows, or
@@ -389,27 +446,28 @@ func countingSort(key []uint32, k int) []uint32 {
 // bounds. A group past maxGroupRows is not run: tooBig is called for it.
 func (g *gathered) chunks(order []uint32, key func(i int) uint64, run func(rec arrow.RecordBatch, rows []int64, bounds []uint32) error, tooBig func()) error {
 	n := len(order)
+	if n == 0 {
+		return nil
+	}
 	var bounds []uint32
 	var rows []int64
+	gat, err := newGatherer(g.parts)
+	if err != nil {
+		return err
+	}
 	flush := func(from, to int) error {
 		if to == from {
 			return nil
 		}
-		cols := make([]arrow.Array, len(g.parts))
+		cols, err := gat.gather(g.where, order[from:to])
+		if err != nil {
+			return err
+		}
 		defer func() {
 			for _, c := range cols {
-				if c != nil {
-					c.Release()
-				}
+				c.Release()
 			}
 		}()
-		for c, srcs := range g.parts {
-			t, err := takeRows(g.x.r.cfg.alloc, srcs, g.where, order[from:to])
-			if err != nil {
-				return err
-			}
-			cols[c] = t
-		}
 		rec := array.NewRecordBatch(g.sch, cols, int64(to-from))
 		defer rec.Release()
 		rows = rows[:0]

@@ -72,7 +72,9 @@ func (u *unitHasher) ids(rec arrow.RecordBatch, cols []string) ([]uint64, error)
 	return h, nil
 }
 
-// mixColumn folds column a's values into h: h ← mix64(h ^ x ^ salt).
+// mixColumn folds column a's values into h: h ← mix64(h ^ x ^ salt), x
+// the value's bits (a null: a secret tag). Typed loops without a call per
+// row: hashing the unit columns was a tenth of a block job.
 func (u *unitHasher) mixColumn(h []uint64, a arrow.Array, salt uint64) error {
 	nulls := a.NullN() > 0
 	put := func(i int, x uint64) {
@@ -83,37 +85,21 @@ func (u *unitHasher) mixColumn(h []uint64, a arrow.Array, salt uint64) error {
 	}
 	switch a := a.(type) {
 	case *array.Int64:
-		for i, v := range a.Int64Values() {
-			put(i, uint64(v))
-		}
+		mixInts(h, a.Int64Values(), a, salt, u.null)
 	case *array.Int32:
-		for i, v := range a.Int32Values() {
-			put(i, uint64(int64(v)))
-		}
+		mixInts(h, a.Int32Values(), a, salt, u.null)
 	case *array.Int16:
-		for i, v := range a.Int16Values() {
-			put(i, uint64(int64(v)))
-		}
+		mixInts(h, a.Int16Values(), a, salt, u.null)
 	case *array.Int8:
-		for i, v := range a.Int8Values() {
-			put(i, uint64(int64(v)))
-		}
+		mixInts(h, a.Int8Values(), a, salt, u.null)
 	case *array.Uint64:
-		for i, v := range a.Uint64Values() {
-			put(i, v)
-		}
+		mixInts(h, a.Uint64Values(), a, salt, u.null)
 	case *array.Uint32:
-		for i, v := range a.Uint32Values() {
-			put(i, uint64(v))
-		}
+		mixInts(h, a.Uint32Values(), a, salt, u.null)
 	case *array.Uint16:
-		for i, v := range a.Uint16Values() {
-			put(i, uint64(v))
-		}
+		mixInts(h, a.Uint16Values(), a, salt, u.null)
 	case *array.Uint8:
-		for i, v := range a.Uint8Values() {
-			put(i, uint64(v))
-		}
+		mixInts(h, a.Uint8Values(), a, salt, u.null)
 	case *array.Float64:
 		for i, v := range a.Float64Values() {
 			if v == 0 {
@@ -132,17 +118,11 @@ func (u *unitHasher) mixColumn(h []uint64, a arrow.Array, salt uint64) error {
 			put(i, x)
 		}
 	case *array.Timestamp:
-		for i, v := range a.TimestampValues() {
-			put(i, uint64(v))
-		}
+		mixInts(h, a.TimestampValues(), a, salt, u.null)
 	case *array.Date32:
-		for i, v := range a.Date32Values() {
-			put(i, uint64(int64(v)))
-		}
+		mixInts(h, a.Date32Values(), a, salt, u.null)
 	case *array.Date64:
-		for i, v := range a.Date64Values() {
-			put(i, uint64(v))
-		}
+		mixInts(h, a.Date64Values(), a, salt, u.null)
 	case *array.String:
 		for i := range a.Len() {
 			put(i, maphash.String(u.seed, a.Value(i)))
@@ -164,15 +144,55 @@ func (u *unitHasher) mixColumn(h []uint64, a arrow.Array, salt uint64) error {
 			}
 			u.dict = append(u.dict, x)
 		}
-		for i := range a.Len() {
-			x := u.null
-			if a.IsValid(i) {
-				x = u.dict[a.GetValueIndex(i)]
+		switch idx := a.Indices().(type) {
+		case *array.Int32:
+			mixDict(h, idx.Int32Values(), u.dict, a, salt, u.null)
+		case *array.Int16:
+			mixDict(h, idx.Int16Values(), u.dict, a, salt, u.null)
+		case *array.Int8:
+			mixDict(h, idx.Int8Values(), u.dict, a, salt, u.null)
+		case *array.Int64:
+			mixDict(h, idx.Int64Values(), u.dict, a, salt, u.null)
+		default:
+			for i := range a.Len() {
+				x := u.null
+				if a.IsValid(i) {
+					x = u.dict[a.GetValueIndex(i)]
+				}
+				h[i] = mix64(h[i] ^ x ^ salt)
 			}
-			h[i] = mix64(h[i] ^ x ^ salt)
 		}
 	default:
 		return fmt.Errorf("type %s cannot identify a unit", a.DataType())
 	}
 	return nil
+}
+
+// mixInts folds integer-like values into h, a null's as null.
+func mixInts[T ~int64 | ~int32 | ~int16 | ~int8 | ~uint64 | ~uint32 | ~uint16 | ~uint8](h []uint64, vals []T, a arrow.Array, salt, null uint64) {
+	if a.NullN() == 0 {
+		for i, v := range vals {
+			h[i] = mix64(h[i] ^ uint64(int64(v)) ^ salt)
+		}
+		return
+	}
+	for i, v := range vals {
+		x := uint64(int64(v))
+		if a.IsNull(i) {
+			x = null
+		}
+		h[i] = mix64(h[i] ^ x ^ salt)
+	}
+}
+
+// mixDict folds a dictionary column into h: each row's entry's hash.
+func mixDict[T ~int64 | ~int32 | ~int16 | ~int8](h []uint64, idx []T, dict []uint64, a arrow.Array, salt, null uint64) {
+	nulls := a.NullN() > 0
+	for i, j := range idx {
+		x := null
+		if !nulls || a.IsValid(i) {
+			x = dict[j]
+		}
+		h[i] = mix64(h[i] ^ x ^ salt)
+	}
 }
