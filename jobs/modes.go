@@ -211,7 +211,7 @@ func (um unitMode) run(ctx context.Context, x *pass, s sink) error {
 		}
 		return rd.Err()
 	}
-	all, err := x.gather(ctx)
+	all, err := x.gather(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (bm blockMode) run(ctx context.Context, x *pass, s sink) error {
 	}
 	defer done()
 	gs := newGroupSink(s, inst, len(x.m.lit.Outputs))
-	all, err := x.gather(ctx)
+	all, err := x.gather(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -274,6 +274,8 @@ func (bm blockMode) run(ctx context.Context, x *pass, s sink) error {
 	if err != nil {
 		return err
 	}
+	all.release() // the batches as read: all is in cols now
+	all.ids, block, dest = nil, nil, nil
 	defer func() {
 		for _, c := range cols {
 			c.Release()
@@ -344,7 +346,10 @@ type gathered struct {
 // maxGatherBytes bounds what per-unit and block modes hold in memory.
 const maxGatherBytes = 4 << 30
 
-func (x *pass) gather(ctx context.Context) (*gathered, error) {
+// gather reads the dataset whole; with where it also records each row's
+// (batch, row), which per-unit calls gather rows by (block calls scatter
+// the columns in batch order and need none).
+func (x *pass) gather(ctx context.Context, where bool) (*gathered, error) {
 	rd, err := x.open(ctx, x.m.lit.Columns)
 	if err != nil {
 		return nil, err
@@ -353,7 +358,10 @@ func (x *pass) gather(ctx context.Context) (*gathered, error) {
 	ncol := len(x.m.lit.Columns)
 	g := &gathered{x: x, parts: make([][]arrow.Array, ncol)}
 	if n := x.d.Rows; n > 0 && n < 1<<32 {
-		g.where, g.ids = make([]uint64, 0, n), make([]uint64, 0, n)
+		g.ids = make([]uint64, 0, n)
+		if where {
+			g.where = make([]uint64, 0, n)
+		}
 	}
 	var size int64
 	var first int64
@@ -366,8 +374,10 @@ func (x *pass) gather(ctx context.Context) (*gathered, error) {
 			return nil, err
 		}
 		g.ids = append(g.ids, ids...)
-		for r := range n {
-			g.where = append(g.where, b<<32|uint64(r))
+		if where {
+			for r := range n {
+				g.where = append(g.where, b<<32|uint64(r))
+			}
 		}
 		for c := range ncol {
 			a := rec.Column(c)
@@ -379,7 +389,7 @@ func (x *pass) gather(ctx context.Context) (*gathered, error) {
 				}
 			}
 		}
-		size += int64(n) * 16 // where and ids
+		size += int64(n) * 16 // ids and where
 		if g.sch == nil {
 			fields := slices.Clone(rec.Schema().Fields()[:ncol])
 			for i := range fields {
