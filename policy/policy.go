@@ -278,12 +278,12 @@ type Request struct {
 	Purpose     string   `json:"purpose"`
 	Dataset     string   `json:"dataset"`
 	Mechanism   string   `json:"mechanism"`
-	Columns     []string `json:"columns"`      // read by the guest
-	UnitColumns []string `json:"unit_columns"` // read by the host to attribute contributions
+	Columns     []string `json:"columns"`                // read by the guest
+	UnitColumns []string `json:"unit_columns"`           // read by the host to attribute contributions
 	UnitPerRow  bool     `json:"unit_per_row,omitempty"` // the manifest claims every row is its own unit
-	GroupBy     []string `json:"group_by"`     // columns the outputs group by
-	Epsilon     float64  `json:"epsilon"`      // the job's total ε (composition of its outputs)
-	Delta       float64  `json:"delta"`        // the job's total δ
+	GroupBy     []string `json:"group_by"`               // columns the outputs group by
+	Epsilon     float64  `json:"epsilon"`                // the job's total ε (composition of its outputs)
+	Delta       float64  `json:"delta"`                  // the job's total δ
 }
 
 // Input is everything admission looks at.

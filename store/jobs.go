@@ -47,28 +47,28 @@ const (
 
 // Job is the stored record of a job.
 type Job struct {
-	ID             string          `json:"id"`
-	Operator       string          `json:"operator"`
-	Grant          string          `json:"grant"`
-	Dataset        string          `json:"dataset"`
-	State          string          `json:"state"`
-	Epsilon        float64         `json:"epsilon"`
-	Delta          float64         `json:"delta"`
-	ManifestSHA256 string          `json:"manifest_sha256"`
-	ModuleSHA256   string          `json:"module_sha256"`
-	ShapeSHA256    string          `json:"shape_sha256,omitempty"` // what the outputs ask, without the job's name and module
+	ID             string  `json:"id"`
+	Operator       string  `json:"operator"`
+	Grant          string  `json:"grant"`
+	Dataset        string  `json:"dataset"`
+	State          string  `json:"state"`
+	Epsilon        float64 `json:"epsilon"`
+	Delta          float64 `json:"delta"`
+	ManifestSHA256 string  `json:"manifest_sha256"`
+	ModuleSHA256   string  `json:"module_sha256"`
+	ShapeSHA256    string  `json:"shape_sha256,omitempty"` // what the outputs ask, without the job's name and module
 	// Mode is how the job runs on real data: plan, unit or block
 	// (docs/privacy.md).
 	Mode string `json:"mode,omitempty"`
 	// PlanSHA256 and Plan are, for a plan-mode job, the hash of its
 	// canonical plan (JSON) and the plan's canonical text: what the
 	// reviewer reads and what runs.
-	PlanSHA256 string `json:"plan_sha256,omitempty"`
-	Plan       string `json:"plan,omitempty"`
-	Decision       policy.Decision `json:"decision"`
-	Reason         string          `json:"reason,omitempty"`
-	Created        time.Time       `json:"created"`
-	Updated        time.Time       `json:"updated"`
+	PlanSHA256 string          `json:"plan_sha256,omitempty"`
+	Plan       string          `json:"plan,omitempty"`
+	Decision   policy.Decision `json:"decision"`
+	Reason     string          `json:"reason,omitempty"`
+	Created    time.Time       `json:"created"`
+	Updated    time.Time       `json:"updated"`
 }
 
 // Submission is a job as submitted: its record, manifest and module, and
