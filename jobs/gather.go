@@ -236,11 +236,24 @@ func (g *gatherer) scatter(mem memory.Allocator, dest []uint32) ([]arrow.Array, 
 			i := 0
 			for b, s := range srcs {
 				v := g.valid[c][b]
-				for r := range s.Len() {
-					if v.b == nil || bitutil.BitIsSet(v.b, v.off+r) {
+				if v.b == nil {
+					for range s.Len() {
 						bitutil.SetBit(bits, int(dest[i]))
+						i++
 					}
-					i++
+					continue
+				}
+				// A byte of the source's bitmap at a time.
+				for r := 0; r < s.Len(); {
+					byt, bit := (v.off+r)>>3, (v.off+r)&7
+					x := v.b[byt] >> bit
+					for ; bit < 8 && r < s.Len(); bit, r, i = bit+1, r+1, i+1 {
+						if x&1 != 0 {
+							d := dest[i]
+							bits[d>>3] |= 1 << (d & 7)
+						}
+						x >>= 1
+					}
 				}
 			}
 		}

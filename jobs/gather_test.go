@@ -16,7 +16,9 @@ import (
 
 // TestGatherMatchesArrow: gathering rows from per-batch arrays gives what
 // arrow-go's Concatenate and compute.Take give (dictionaries decoded to
-// utf8), for every type guests are given, with nulls and sliced arrays.
+// utf8), for every type guests are given, with nulls and sliced arrays; and
+// scattering them to a permutation puts every row where gathering by the
+// inverse permutation does.
 func TestGatherMatchesArrow(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -129,6 +131,34 @@ func TestGatherMatchesArrow(t *testing.T) {
 				if got.IsNull(i) != want.IsNull(i) || (!got.IsNull(i) && got.ValueStr(i) != want.ValueStr(i)) {
 					t.Fatalf("row %d: got %q, want %q", i, got.ValueStr(i), want.ValueStr(i))
 				}
+			}
+			// (got is reused by the next gather: checked above.)
+			// Scatter: row i of the batches in order to place perm[i].
+			perm := r.Perm(len(where))
+			dest := make([]uint32, len(perm))
+			inv := make([]uint32, len(perm))
+			for i, p := range perm {
+				dest[i], inv[p] = uint32(p), uint32(i)
+			}
+			sc, err := g.scatter(mem, dest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scattered := sc[0]
+			defer scattered.Release()
+			byInv, err := g.gather(where, inv) // the same rows, gathered
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer byInv[0].Release()
+			for i := range scattered.Len() {
+				a, b := scattered, byInv[0]
+				if a.IsNull(i) != b.IsNull(i) || (!a.IsNull(i) && a.ValueStr(i) != b.ValueStr(i)) {
+					t.Fatalf("scattered row %d: %q, want %q", i, a.ValueStr(i), b.ValueStr(i))
+				}
+			}
+			if scattered.NullN() != byInv[0].NullN() {
+				t.Fatalf("scattered %d nulls, want %d", scattered.NullN(), byInv[0].NullN())
 			}
 		})
 	}

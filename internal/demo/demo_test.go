@@ -156,6 +156,17 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 	checkCoefficients(t, dir, res.Releases[3])
+	// Laplace noise has heavy tails: over m released values the largest
+	// |noise|/σ is about ln(m)/√2, so a 6σ check fails every few dozen runs
+	// with the ~450 values here. The tolerance below is exceeded by chance
+	// once in 10^5 runs.
+	m := 0
+	for _, rel := range res.Releases[:3] {
+		for _, o := range rel.Outputs {
+			m += len(o.Rows)
+		}
+	}
+	k := max(6, math.Log(float64(m)/1e-5)/math.Sqrt2)
 	checked := 0
 	for _, rel := range res.Releases[:3] {
 		for _, o := range rel.Outputs {
@@ -169,8 +180,8 @@ func TestDemoEndToEnd(t *testing.T) {
 				if !(r.NoiseStdDev > 0) {
 					t.Errorf("%s %s: noise σ %v", o.Name, key, r.NoiseStdDev)
 				}
-				if d := math.Abs(r.Value - want); d > 6*r.NoiseStdDev {
-					t.Errorf("%s %s: released %.3f, exact %.3f, off by %.3f > 6σ = %.3f", o.Name, key, r.Value, want, d, 6*r.NoiseStdDev)
+				if d := math.Abs(r.Value - want); d > k*r.NoiseStdDev {
+					t.Errorf("%s %s: released %.3f, exact %.3f, off by %.3f > %.1fσ = %.3f", o.Name, key, r.Value, want, d, k, k*r.NoiseStdDev)
 				}
 				checked++
 			}
@@ -182,7 +193,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if checked < 60+16+14-5+100 {
 		t.Errorf("only %d released values had an exact counterpart", checked)
 	}
-	t.Logf("%d released values within 6σ of the exact aggregate", checked)
+	t.Logf("%d released values within %.1fσ of the exact aggregate", checked, k)
 
 	wantCodes := [][]string{{policy.CodeBudget}, {policy.CodeColumn}}
 	for i, err := range res.Rejections {

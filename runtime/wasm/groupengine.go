@@ -308,7 +308,18 @@ func (g *groupInstance) restart(ctx context.Context) error {
 		_ = g.mod.Close(ctx)
 		g.mod = nil
 	}
-	mod, err := g.rw.rt.InstantiateModule(g.callContext(ctx), g.rw.compiled, groupModuleConfig(false))
+	// The new instance takes the closed one's linear memory: the snapshot
+	// is copied over it below. A guest that fails every unit restarts once
+	// per unit; with a fresh 16 MiB per restart the garbage outran the
+	// collector on a loaded machine and the sandbox ran out of address
+	// space.
+	ictx := g.callContext(ctx)
+	if old := g.mem; old != nil {
+		ictx = experimental.WithMemoryAllocator(ictx, experimental.MemoryAllocatorFunc(func(capBytes, maxBytes uint64) experimental.LinearMemory {
+			return &reusedMemory{buf: old}
+		}))
+	}
+	mod, err := g.rw.rt.InstantiateModule(ictx, g.rw.compiled, groupModuleConfig(false))
 	if err != nil {
 		if mod != nil {
 			_ = mod.Close(ctx)
@@ -323,7 +334,7 @@ func (g *groupInstance) restart(ctx context.Context) error {
 		return err
 	}
 	copy(g.mem[:g.layout.GuestBytes], g.snap)
-	clear(g.mem[g.layout.MapOffset : g.layout.MapOffset+g.layout.MapLen])
+	clear(g.mem[g.layout.GuestBytes:]) // padding and the dirty map
 	for k, gl := range g.globals {
 		gl.Set(g.saved[k])
 	}
@@ -632,39 +643,40 @@ func (g *groupInstance) Close(ctx context.Context) error {
 // under a context that the watchdog cancels when the group's time is up.
 // One timer and one goroutine serve a whole RunGroups.
 //
-// The limit is CPU time, checked without a cost per group: when a group's
-// wall time reaches the limit, the watchdog reads the CPU clock of the
-// thread running the guest (RunGroups locks itself to it) and reads it
-// again a tenth of the limit later; only a guest that used at least half
-// of that wall time is stopped, else (its process was starved: a CFS
-// quota throttles a whole container for tens of milliseconds) it looks
-// again. A group is stopped in any case at ten times the limit. Where the
+// The limit is CPU time: each group reads the CPU clock of the thread
+// running the guest (RunGroups locks itself to it) as it starts (a
+// syscall, a fraction of a microsecond); when the group's wall time
+// reaches the limit, the watchdog reads the clock again and stops the
+// group only if it has used the limit in CPU time since it started, else
+// it looks again when the CPU left could be used up. A starved process (a
+// loaded machine, a CFS quota throttling a whole container) fails no group
+// for it. A group is stopped in any case at ten times the limit. Where the
 // OS gives no thread CPU clock the limit is wall time.
 type watchdog struct {
-	parent  context.Context
-	limit   time.Duration
-	g       *groupInstance
-	tid     int
-	timer   *time.Timer // the group's limit
-	confirm *time.Timer // the CPU checks after it
-	done    chan struct{}
+	parent context.Context
+	limit  time.Duration
+	g      *groupInstance
+	tid    int
+	timer  *time.Timer // the group's limit, and the checks after it
+	done   chan struct{}
 
-	mu      sync.Mutex
-	ctx     context.Context // the calls' context, with the state and WASI values
-	cancel  context.CancelCauseFunc
-	gen     uint64    // the running group
-	start   time.Time // its start
-	running bool
-	over    bool
+	mu       sync.Mutex
+	ctx      context.Context // the calls' context, with the state and WASI values
+	cancel   context.CancelCauseFunc
+	gen      uint64        // the running group
+	start    time.Time     // its start
+	cpuStart time.Duration // the thread's CPU time at its start
+	cpuOK    bool          // cpuStart was read
+	running  bool
+	over     bool
 }
 
 var errOverrun = errors.New("group ran past its CPU limit")
 
 func newWatchdog(parent context.Context, limit time.Duration, g *groupInstance) *watchdog {
 	w := &watchdog{parent: parent, limit: limit, g: g, tid: threadID(), done: make(chan struct{}),
-		timer: time.NewTimer(time.Hour), confirm: time.NewTimer(time.Hour)}
+		timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
-	w.confirm.Stop()
 	w.renew()
 	go w.watch()
 	return w
@@ -677,10 +689,6 @@ func (w *watchdog) renew() {
 }
 
 func (w *watchdog) watch() {
-	step := max(w.limit/10, time.Millisecond)
-	var gen uint64 // the group the CPU checks are for
-	var cpu0 time.Duration
-	var wall0 time.Time
 	for {
 		select {
 		case now := <-w.timer.C:
@@ -689,23 +697,17 @@ func (w *watchdog) watch() {
 			// end: not this group's.
 			if w.running && !w.over && !now.Before(w.start.Add(w.limit)) {
 				c, ok := threadCPU(w.tid)
-				if !ok {
+				used := c - w.cpuStart
+				switch {
+				case !ok || !w.cpuOK || used >= w.limit || now.Sub(w.start) >= 10*w.limit:
 					w.stop()
-				} else {
-					gen, cpu0, wall0 = w.gen, c, time.Now()
-					w.confirm.Reset(step)
-				}
-			}
-			w.mu.Unlock()
-		case now := <-w.confirm.C:
-			w.mu.Lock()
-			if w.running && !w.over && w.gen == gen {
-				c, _ := threadCPU(w.tid)
-				if c-cpu0 >= now.Sub(wall0)/2 || now.Sub(w.start) >= 10*w.limit {
-					w.stop()
-				} else {
-					cpu0, wall0 = c, now
-					w.confirm.Reset(step)
+				default:
+					// Not yet its limit in CPU: look again when it could be.
+					next := w.limit - used
+					if at := w.start.Add(10 * w.limit); now.Add(next).After(at) {
+						next = at.Sub(now)
+					}
+					w.timer.Reset(max(next, time.Millisecond))
 				}
 			}
 			w.mu.Unlock()
@@ -721,11 +723,14 @@ func (w *watchdog) stop() {
 	w.cancel(errOverrun)
 }
 
-// arm starts a group's time and returns the context of its calls.
+// arm starts a group's time and returns the context of its calls. It runs
+// on the guest's thread.
 func (w *watchdog) arm(start time.Time) context.Context {
+	cpu, ok := threadCPU(w.tid)
 	w.mu.Lock()
 	w.gen++
 	w.start, w.running, w.over = start, true, false
+	w.cpuStart, w.cpuOK = cpu, ok
 	ctx := w.ctx
 	w.mu.Unlock()
 	w.timer.Reset(w.limit - time.Since(start))
@@ -748,8 +753,21 @@ func (w *watchdog) disarm() bool {
 func (w *watchdog) close() {
 	w.timer.Stop()
 	close(w.done)
-	w.confirm.Stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.cancel(nil)
 }
+
+// reusedMemory backs a restarted instance with its predecessor's buffer.
+// Its size never changes: the rewritten module's memory has initial =
+// maximum.
+type reusedMemory struct{ buf []byte }
+
+func (m *reusedMemory) Reallocate(size uint64) []byte {
+	if size > uint64(cap(m.buf)) {
+		return nil
+	}
+	return m.buf[:size]
+}
+
+func (m *reusedMemory) Free() {}
