@@ -56,9 +56,16 @@ func s3Env(t *testing.T) (*miniotest.Server, *store.Store, *connectors.S3, strin
 	t.Cleanup(func() { st.Close() })
 	sum := sha256.Sum256(b)
 	d := policy.Dataset{Name: "beijing-air-quality", Location: loc, SHA256: hex.EncodeToString(sum[:]), Sharing: policy.Open, Level: 1}
-	for _, c := range []string{"station", "year", "month", "day", "hour", "PM2.5"} {
-		d.Columns = append(d.Columns, policy.Column{Name: c})
+	// One station's hourly reading is the unit, unique per row (as
+	// Runner.RegisterDataset would find).
+	for _, c := range []policy.Column{{Name: "station", Type: "utf8"}, {Name: "year", Type: "int64"}, {Name: "month", Type: "int64"},
+		{Name: "day", Type: "int64"}, {Name: "hour", Type: "int64"}, {Name: "PM2.5", Type: "float64"}} {
+		if c.Name != "PM2.5" {
+			c.Role = policy.PrivacyUnitRole
+		}
+		d.Columns = append(d.Columns, c)
 	}
+	d.UnitPerRow = true
 	if err := st.RegisterDataset(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -92,15 +99,17 @@ func TestS3DatasetLineageAndOutage(t *testing.T) {
 		t.Errorf("ledger does not name the object read")
 	}
 
-	slow := guestModule(t, "slow")
-	// A dry run compiles the module into the runner's cache, so the job
-	// below starts reading at once.
-	if _, err := r.DryRun(ctx, Submission{Operator: "op", Manifest: job.Manifest, Module: slow}); err != nil {
+	// The per-unit C job streams the readings, one guest call per reading:
+	// a batch of 8,192 takes tens of ms, so the job is still reading when
+	// the store goes away. A dry run compiles the module into the runner's
+	// cache, so the job starts reading at once.
+	slow := examples.AirQualityC()
+	if _, err := r.DryRun(ctx, Submission{Operator: "op", Manifest: slow.Manifest, Module: slow.Module}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := r.Run(ctx, Submission{ID: "s3-outage", Operator: "op", Manifest: job.Manifest, Module: slow})
+		_, err := r.Run(ctx, Submission{ID: "s3-outage", Operator: "op", Manifest: slow.Manifest, Module: slow.Module})
 		done <- err
 	}()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
@@ -111,7 +120,7 @@ func TestS3DatasetLineageAndOutage(t *testing.T) {
 			t.Fatal("job never started")
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // into the read: a batch takes ~0.1 s, a row group ~0.5 s
+	time.Sleep(300 * time.Millisecond) // into the read
 	srv.Kill()
 	var runErr error
 	select {
