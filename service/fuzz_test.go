@@ -16,7 +16,8 @@ import (
 var fuzzLimits = service.Limits{MaxModuleBytes: 4 << 10, MaxManifestBytes: 1 << 10}
 
 // FuzzDecodeSubmission: any body, JSON or multipart, decodes or fails with
-// invalid or limit_exceeded; it never panics. Seeds: testdata/fuzz.
+// invalid or limit_exceeded; it never panics; what it accepts is within the
+// limits. Seeds: testdata/fuzz.
 func FuzzDecodeSubmission(f *testing.F) {
 	f.Add(false, []byte(`{"manifest":"version: 1","module":"AGFzbQEAAAA="}`))
 	f.Add(false, []byte(`{"id":"job-1","manifest":"x","module":"AAAA","extra":1}`))
@@ -53,7 +54,9 @@ func FuzzDecodeSubmission(f *testing.F) {
 			}
 			return
 		}
-		if req.Manifest == "" || (len(req.Module) == 0) == (req.ModuleSHA256 == "") || int64(len(req.Module)) > fuzzLimits.MaxModuleBytes ||
+		// A manifest-only submission (a plan job) is valid; a module and
+		// a module_sha256 together are not.
+		if req.Manifest == "" || (len(req.Module) > 0 && req.ModuleSHA256 != "") || int64(len(req.Module)) > fuzzLimits.MaxModuleBytes ||
 			int64(len(req.Manifest)) > fuzzLimits.MaxManifestBytes || (req.ID != "" && !policy.ValidName(req.ID)) {
 			t.Fatalf("accepted a submission outside the limits: %d-byte manifest, %d-byte module, module_sha256 %q, id %q",
 				len(req.Manifest), len(req.Module), req.ModuleSHA256, req.ID)
